@@ -1,0 +1,37 @@
+//! `graphtape export`: a session as a recording file.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::cli::ExportArgs;
+use crate::recording::export_session;
+use crate::store::{open, Access};
+
+pub fn run(db: &Path, args: &ExportArgs) -> anyhow::Result<ExitCode> {
+    let conn = open(db, Access::Existing)?;
+    let doc = export_session(&conn, &args.session)?;
+    let mut text = serde_json::to_vec_pretty(&doc)?;
+    text.push(b'\n');
+    match &args.output {
+        None => std::io::stdout().lock().write_all(&text)?,
+        Some(path) => {
+            write_atomically(path, &text).with_context(|| format!("writing {}", path.display()))?
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes beside the target and renames, so a failed export never leaves half a file
+/// where a good recording was.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}

@@ -1,0 +1,20 @@
+//! One module per subcommand; each returns the exit code it wants.
+
+mod export;
+mod import;
+mod record;
+mod sessions;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Record(args) => record::run(&cli.db, args),
+        Command::Sessions(args) => sessions::run(&cli.db, &args),
+        Command::Export(args) => export::run(&cli.db, &args),
+        Command::Import(args) => import::run(&cli.db, &args),
+    }
+}

@@ -1,0 +1,67 @@
+//! `graphtape sessions`: what the database holds.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::cli::SessionsArgs;
+use crate::clock::format_unix_micros;
+use crate::store::{list_sessions, open, Access, SessionSummary};
+
+pub fn run(db: &Path, args: &SessionsArgs) -> anyhow::Result<ExitCode> {
+    let conn = open(db, Access::Existing)?;
+    let sessions = list_sessions(&conn)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        for s in &sessions {
+            writeln!(out, "{}", summary_json(s))?;
+        }
+    } else if sessions.is_empty() {
+        writeln!(out, "no sessions in {}", db.display())?;
+    } else {
+        writeln!(
+            out,
+            "{:<28} {:<27} {:>10} {:>6} {:>6} {:>10} {:>10}",
+            "NAME", "STARTED (UTC)", "DURATION", "CALLS", "API", "CALLBACKS", "UNRECORDED"
+        )?;
+        for s in &sessions {
+            writeln!(
+                out,
+                "{:<28} {:<27} {:>10} {:>6} {:>6} {:>10} {:>10}",
+                s.info.name,
+                format_unix_micros(s.info.started_unix_us),
+                duration(s),
+                s.calls,
+                s.api_exchanges,
+                s.notifications_posts,
+                s.info.unrecorded
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The recorded end, else the last event (a session cut short by a crash).
+fn duration_us(s: &SessionSummary) -> Option<i64> {
+    s.info.ended_us.or(s.last_event_us)
+}
+
+fn duration(s: &SessionSummary) -> String {
+    match duration_us(s) {
+        Some(us) => format!("{:.3}s", us as f64 / 1e6),
+        None => "-".into(),
+    }
+}
+
+fn summary_json(s: &SessionSummary) -> serde_json::Value {
+    serde_json::json!({
+        "name": s.info.name,
+        "started_at": format_unix_micros(s.info.started_unix_us),
+        "duration_us": duration_us(s),
+        "ended": s.info.ended_us.is_some(),
+        "calls": s.calls,
+        "api_exchanges": s.api_exchanges,
+        "callbacks": s.notifications_posts,
+        "unrecorded": s.info.unrecorded,
+    })
+}

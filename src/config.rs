@@ -1,0 +1,139 @@
+//! Validated settings built from the raw command-line arguments.
+
+use std::fmt;
+
+use http::Uri;
+
+/// A problem with a setting, naming the flag so the user knows what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--upstream {value:?}: {reason}")]
+    Upstream { value: String, reason: String },
+    #[error("--max-body {value:?}: {reason}")]
+    Size { value: String, reason: String },
+}
+
+/// The one upstream graphtape forwards API calls to: scheme, authority and an optional
+/// base path that is put in front of every request path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    pub scheme: String,
+    pub authority: String,
+    pub base_path: String,
+}
+
+impl Upstream {
+    /// Parses `https://graph.microsoft.com` or `http://127.0.0.1:9000/prefix`.
+    pub fn parse(value: &str) -> Result<Upstream, ConfigError> {
+        let err = |reason: &str| ConfigError::Upstream {
+            value: value.to_string(),
+            reason: reason.to_string(),
+        };
+        let uri: Uri = value
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| err(&e.to_string()))?;
+        let scheme = match uri.scheme_str() {
+            Some("http") => "http",
+            Some("https") => "https",
+            Some(_) => return Err(err("the scheme must be http or https")),
+            None => return Err(err("give a full URL, e.g. https://graph.microsoft.com")),
+        };
+        let authority = uri.authority().ok_or_else(|| err("no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(err("credentials in the URL are not supported"));
+        }
+        if uri.query().is_some() {
+            return Err(err("a query string is not supported"));
+        }
+        Ok(Upstream {
+            scheme: scheme.to_string(),
+            authority: authority.as_str().to_string(),
+            base_path: uri.path().trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// The upstream URI for a request path (with query) as the bot sent it.
+    pub fn join(&self, path_and_query: &str) -> Uri {
+        let joined = format!(
+            "{}://{}{}{}",
+            self.scheme, self.authority, self.base_path, path_and_query
+        );
+        joined.parse().unwrap_or_else(|_| {
+            // The parts were valid URI pieces on their own; fall back to the bare base.
+            format!("{}://{}/", self.scheme, self.authority)
+                .parse()
+                .unwrap_or_default()
+        })
+    }
+}
+
+impl fmt::Display for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}{}", self.scheme, self.authority, self.base_path)
+    }
+}
+
+/// Parses a byte size: `1024`, `64k`, `16MiB`, `1G` (k/M/G are powers of 1024).
+pub fn parse_size(value: &str) -> Result<usize, ConfigError> {
+    let err = |reason: &str| ConfigError::Size {
+        value: value.to_string(),
+        reason: reason.to_string(),
+    };
+    let trimmed = value.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (digits, unit) = trimmed.split_at(split);
+    let n: usize = digits
+        .parse()
+        .map_err(|_| err("expected a number of bytes, e.g. 16MiB"))?;
+    let scale: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(err("unknown unit; use k, MiB or G")),
+    };
+    n.checked_mul(scale).ok_or_else(|| err("too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_forms() {
+        let u = Upstream::parse("https://graph.microsoft.com").unwrap();
+        assert_eq!(u.authority, "graph.microsoft.com");
+        assert_eq!(u.base_path, "");
+        assert_eq!(
+            u.join("/v1.0/communications/calls?x=1").to_string(),
+            "https://graph.microsoft.com/v1.0/communications/calls?x=1"
+        );
+        let p = Upstream::parse("http://127.0.0.1:9000/prefix/").unwrap();
+        assert_eq!(p.join("/a").to_string(), "http://127.0.0.1:9000/prefix/a");
+        assert_eq!(p.to_string(), "http://127.0.0.1:9000/prefix");
+    }
+
+    #[test]
+    fn bad_upstreams_say_why() {
+        for (value, reason) in [
+            ("graph.microsoft.com", "full URL"),
+            ("ftp://x", "http or https"),
+            ("https://u:p@x", "credentials"),
+            ("https://x/?a=1", "query"),
+        ] {
+            let msg = Upstream::parse(value).unwrap_err().to_string();
+            assert!(msg.contains(reason), "{value}: {msg}");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1024").unwrap(), 1024);
+        assert_eq!(parse_size("16MiB").unwrap(), 16 << 20);
+        assert_eq!(parse_size("64k").unwrap(), 64 << 10);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5X").is_err());
+    }
+}

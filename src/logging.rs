@@ -1,0 +1,13 @@
+//! Diagnostics go to standard error; standard output is kept for what scripts parse
+//! (`listening ...` lines, exports). Header values and query strings are never logged.
+
+/// Installs the subscriber; `GRAPHTAPE_LOG` (e.g. `debug`) overrides the `info` default.
+pub fn init() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GRAPHTAPE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

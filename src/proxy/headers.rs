@@ -1,0 +1,81 @@
+//! Header handling at the proxy boundary: what a reverse proxy must not pass on.
+
+use http::header::{HeaderMap, HeaderName, CONNECTION, HOST};
+
+use crate::exchange::Headers;
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) plus the legacy ones clients still send.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Removes hop-by-hop headers, including those the `Connection` header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+}
+
+/// Prepares a request's headers for the next hop: hop-by-hop removed, and `Host`
+/// removed so the client sets the one for the target it actually connects to.
+pub fn for_next_hop(mut headers: HeaderMap) -> HeaderMap {
+    strip_hop_by_hop(&mut headers);
+    headers.remove(HOST);
+    headers
+}
+
+/// The headers as recorded: every header, in order, names lower-case.
+pub fn to_record(headers: &HeaderMap) -> Headers {
+    headers
+        .iter()
+        .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().to_vec()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_go() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", "keep-alive, x-private".parse().unwrap());
+        h.insert("x-private", "1".parse().unwrap());
+        h.insert("transfer-encoding", "chunked".parse().unwrap());
+        h.insert("host", "127.0.0.1:7080".parse().unwrap());
+        h.insert("authorization", "Bearer t".parse().unwrap());
+        h.insert("client-request-id", "abc".parse().unwrap());
+        let out = for_next_hop(h);
+        let names: Vec<&str> = out.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, vec!["authorization", "client-request-id"]);
+    }
+
+    #[test]
+    fn record_keeps_everything_in_order() {
+        let mut h = HeaderMap::new();
+        h.append("a", "1".parse().unwrap());
+        h.append("b", "2".parse().unwrap());
+        h.append("a", "3".parse().unwrap());
+        let rec = to_record(&h);
+        assert_eq!(rec.len(), 3);
+        assert!(rec.iter().any(|(n, v)| n == "a" && v == b"3"));
+    }
+}

@@ -1,0 +1,327 @@
+//! Recording file to database: strict validation, then one transaction, so a bad file
+//! leaves nothing behind.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::format::{BodyDoc, EventDoc, Recording, FORMAT};
+use crate::clock::parse_unix_micros;
+use crate::codec::{decode_headers, BodyContent};
+use crate::exchange::{
+    sha256_hex, Direction, Exchange, RequestRecord, ResponseRecord, StoredBody, Timing,
+};
+use crate::store::{create_session, insert_exchange, SessionInfo, StoreError};
+
+/// Why a recording could not be imported: the file, where in it, and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("cannot read {file}: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}: {location}: {reason}")]
+    Invalid {
+        file: String,
+        location: String,
+        reason: String,
+    },
+    #[error("{file}: {source}")]
+    Store {
+        file: String,
+        source: Box<StoreError>,
+    },
+}
+
+/// A validated recording, ready to store.
+pub struct Loaded {
+    /// Names the file in errors.
+    pub file: String,
+    pub session: SessionInfo,
+    pub exchanges: Vec<Exchange<StoredBody>>,
+}
+
+/// Reads and validates the recording at `path` without touching any database.
+pub fn read_recording(path: &Path) -> Result<Loaded, ImportError> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| ImportError::Read {
+        file: file.clone(),
+        source,
+    })?;
+    let (session, exchanges) = parse_recording(&bytes, &file)?;
+    Ok(Loaded {
+        file,
+        session,
+        exchanges,
+    })
+}
+
+/// Stores a validated recording as a new session, all or nothing.
+pub fn store_recording(conn: &mut Connection, loaded: &Loaded) -> Result<(), ImportError> {
+    let info = &loaded.session;
+    let store_err = |source| ImportError::Store {
+        file: loaded.file.clone(),
+        source: Box::new(source),
+    };
+    let tx = conn
+        .transaction()
+        .map_err(|e| store_err(StoreError::from(e)))?;
+    let session_id =
+        create_session(&tx, &info.name, info.started_unix_us, &info.config).map_err(store_err)?;
+    tx.execute(
+        "UPDATE sessions SET ended_us = ?1, unrecorded = ?2 WHERE id = ?3",
+        rusqlite::params![info.ended_us, info.unrecorded as i64, session_id],
+    )
+    .map_err(|e| store_err(StoreError::from(e)))?;
+    for ex in &loaded.exchanges {
+        insert_exchange(&tx, session_id, ex).map_err(store_err)?;
+    }
+    tx.commit().map_err(|e| store_err(StoreError::from(e)))
+}
+
+/// Parses and validates a recording. `file` names it in errors.
+pub fn parse_recording(
+    bytes: &[u8],
+    file: &str,
+) -> Result<(SessionInfo, Vec<Exchange<StoredBody>>), ImportError> {
+    let invalid = |location: String, reason: String| ImportError::Invalid {
+        file: file.to_string(),
+        location,
+        reason,
+    };
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let doc: Recording = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let mut location = format!("line {}, column {}", inner.line(), inner.column());
+        if path != "." {
+            location.push_str(&format!(", at {path}"));
+        }
+        invalid(location, strip_position(&inner.to_string()))
+    })?;
+    if doc.format != FORMAT {
+        return Err(invalid(
+            "at format".into(),
+            format!(
+                "unsupported format {:?}; this graphtape reads {FORMAT:?}",
+                doc.format
+            ),
+        ));
+    }
+    let started_unix_us = parse_unix_micros(&doc.session.started_at).ok_or_else(|| {
+        invalid(
+            "at session.started_at".into(),
+            "expected a UTC time like 2026-11-27T16:53:45.123456Z".into(),
+        )
+    })?;
+    if doc.session.name.trim().is_empty() {
+        return Err(invalid("at session.name".into(), "empty name".into()));
+    }
+    let info = SessionInfo {
+        id: 0,
+        name: doc.session.name,
+        started_unix_us,
+        ended_us: doc.session.ended_us,
+        config: doc.session.config,
+        unrecorded: doc.session.unrecorded,
+    };
+    let mut exchanges = Vec::with_capacity(doc.events.len());
+    let mut last_seq = 0;
+    for (i, event) in doc.events.into_iter().enumerate() {
+        let at = |field: &str| format!("at events[{i}]{field}");
+        if event.seq <= last_seq {
+            return Err(invalid(
+                at(".seq"),
+                format!(
+                    "sequence numbers must increase; {} follows {last_seq}",
+                    event.seq
+                ),
+            ));
+        }
+        last_seq = event.seq;
+        exchanges.push(exchange(event).map_err(|(field, reason)| invalid(at(&field), reason))?);
+    }
+    Ok((info, exchanges))
+}
+
+/// serde_json appends "at line X column Y"; the location is reported separately.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+type FieldError = (String, String);
+
+fn exchange(event: EventDoc) -> Result<Exchange<StoredBody>, FieldError> {
+    let direction = Direction::parse(&event.direction).ok_or_else(|| {
+        (
+            ".direction".to_string(),
+            format!(
+                "expected \"api\" or \"callback\", found {:?}",
+                event.direction
+            ),
+        )
+    })?;
+    let wall_start_us = parse_unix_micros(&event.wall_start).ok_or_else(|| {
+        (
+            ".wall_start".to_string(),
+            "expected a UTC time like 2026-11-27T16:53:45.123456Z".to_string(),
+        )
+    })?;
+    let req = event.request;
+    if req.method.is_empty() || http::Method::from_bytes(req.method.as_bytes()).is_err() {
+        return Err((
+            ".request.method".into(),
+            format!("not an HTTP method: {:?}", req.method),
+        ));
+    }
+    let request = RequestRecord {
+        method: req.method,
+        path: req.path,
+        query: req.query,
+        version: req.version,
+        headers: decode_headers(req.headers).map_err(|e| (".request.headers".into(), e))?,
+        body: body(req.body).map_err(|e| (".request.body".into(), e))?,
+    };
+    let mut timing = Timing {
+        request_start_us: req.start_us,
+        request_end_us: req.end_us,
+        ..Timing::default()
+    };
+    let response = match event.response {
+        None => None,
+        Some(resp) => {
+            timing.response_start_us = resp.start_us;
+            timing.response_end_us = resp.end_us;
+            Some(ResponseRecord {
+                status: resp.status,
+                headers: decode_headers(resp.headers)
+                    .map_err(|e| (".response.headers".into(), e))?,
+                body: body(resp.body).map_err(|e| (".response.body".into(), e))?,
+            })
+        }
+    };
+    Ok(Exchange {
+        seq: event.seq,
+        direction,
+        wall_start_us,
+        timing,
+        request,
+        response,
+        error: event.error,
+    })
+}
+
+fn body(doc: Option<BodyDoc>) -> Result<StoredBody, String> {
+    let Some(doc) = doc else {
+        return Ok(StoredBody::capture(&[], 0));
+    };
+    let content = match (doc.json, doc.text, doc.base64) {
+        (Some(v), None, None) => BodyContent::Json(v),
+        (None, Some(t), None) => BodyContent::Text(t),
+        (None, None, Some(b)) => BodyContent::Base64(b),
+        _ => return Err("a body has exactly one of \"json\", \"text\" or \"base64\"".into()),
+    };
+    let bytes = content.decode()?;
+    if !doc.truncated {
+        if doc.length.is_some() || doc.sha256.is_some() {
+            return Err("\"length\" and \"sha256\" belong to truncated bodies only".into());
+        }
+        let len = bytes.len() as u64;
+        return Ok(StoredBody {
+            sha256: sha256_hex(&bytes),
+            bytes,
+            len,
+            truncated: false,
+        });
+    }
+    let (Some(len), Some(sha256)) = (doc.length, doc.sha256) else {
+        return Err("a truncated body needs \"length\" and \"sha256\"".into());
+    };
+    if len < bytes.len() as u64 {
+        return Err(format!(
+            "length {len} is shorter than the {} bytes kept",
+            bytes.len()
+        ));
+    }
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("sha256 must be 64 hex digits".into());
+    }
+    Ok(StoredBody {
+        bytes,
+        len,
+        sha256,
+        truncated: true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"{
+  "format": "graphtape/1",
+  "session": {"name": "s", "started_at": "2026-11-27T16:53:45.000001Z", "config": {}},
+  "events": [
+    {"seq": 1, "direction": "api", "wall_start": "2026-11-27T16:53:45.000002Z",
+     "request": {"start_us": 1, "method": "GET", "path": "/v1.0/x", "version": "HTTP/1.1",
+                 "headers": [["accept", "*/*"]]},
+     "response": {"status": 200, "headers": [], "body": {"json": {"a": 1}}}}
+  ]
+}"#;
+
+    fn err_of(text: &str) -> String {
+        parse_recording(text.as_bytes(), "f.json")
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn minimal_recording_parses() {
+        let (info, ex) = parse_recording(MINIMAL.as_bytes(), "f.json").unwrap();
+        assert_eq!(info.name, "s");
+        assert_eq!(ex.len(), 1);
+        assert_eq!(ex[0].response.as_ref().unwrap().body.bytes, br#"{"a":1}"#);
+    }
+
+    #[test]
+    fn syntax_error_names_line_and_column() {
+        let broken = MINIMAL.replace("\"seq\": 1,", "\"seq\": 1");
+        let msg = err_of(&broken);
+        assert!(msg.starts_with("f.json: line 5, column"), "{msg}");
+    }
+
+    #[test]
+    fn type_error_names_the_field_path() {
+        let msg = err_of(&MINIMAL.replace("\"status\": 200", "\"status\": \"ok\""));
+        assert!(msg.contains("at events[0].response.status"), "{msg}");
+        let msg = err_of(&MINIMAL.replace("\"config\"", "\"confg\""));
+        assert!(msg.contains("unknown field `confg`"), "{msg}");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_field() {
+        for (from, to, want) in [
+            ("graphtape/1", "graphtape/9", "unsupported format"),
+            ("\"api\"", "\"sideways\"", "at events[0].direction"),
+            ("\"GET\"", "\"G T\"", "at events[0].request.method"),
+            (
+                "{\"json\": {\"a\": 1}}",
+                "{\"base64\": \"!!\"}",
+                "at events[0].response.body",
+            ),
+            (
+                "{\"json\": {\"a\": 1}}",
+                "{\"text\": \"a\", \"json\": {}}",
+                "exactly one",
+            ),
+            ("\"2026-11-27T16:53:45.000002Z\"", "\"noon\"", "wall_start"),
+        ] {
+            let msg = err_of(&MINIMAL.replace(from, to));
+            assert!(msg.contains(want), "{to}: {msg}");
+        }
+    }
+}

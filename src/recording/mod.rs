@@ -1,0 +1,13 @@
+//! The recording file format (`graphtape/1`): one pretty-printed JSON document per
+//! session, events in sequence order, so recordings review and diff well in git.
+//!
+//! The format is lossless: every body round-trips byte-exact, so export, import and
+//! export again gives the identical file.
+
+mod export;
+mod format;
+mod import;
+
+pub use export::{export_session, to_document};
+pub use format::{Recording, FORMAT};
+pub use import::{parse_recording, read_recording, store_recording, ImportError, Loaded};

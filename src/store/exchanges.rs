@@ -1,0 +1,235 @@
+//! Exchange rows: insert (writer thread, import) and load (export, inspect).
+
+use rusqlite::{params, Connection, Row};
+
+use super::StoreError;
+use crate::codec::{decode_headers, encode_headers, HeaderPair};
+use crate::exchange::{
+    header, Direction, Exchange, Headers, RequestRecord, ResponseRecord, StoredBody, Timing,
+};
+use crate::graph::ids_from_exchange;
+
+const INSERT: &str = "INSERT INTO exchanges (
+    session_id, seq, direction, wall_start_unix_us,
+    request_start_us, request_end_us, response_start_us, response_end_us,
+    method, path, query, http_version, request_headers,
+    request_body, request_body_len, request_body_sha256, request_body_truncated,
+    status, response_headers, response_body, response_body_len, response_body_sha256,
+    response_body_truncated, error, call_id, call_id_raw, operation_id, operation_id_raw)
+ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+         ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)";
+
+/// Inserts one exchange, deriving its call and operation ids for lookup.
+pub fn insert_exchange(
+    conn: &Connection,
+    session_id: i64,
+    ex: &Exchange<StoredBody>,
+) -> Result<(), StoreError> {
+    let req = &ex.request;
+    let resp = ex.response.as_ref();
+    let full_path = match &req.query {
+        Some(q) => format!("{}?{}", req.path, q),
+        None => req.path.clone(),
+    };
+    let ids = ids_from_exchange(
+        &req.method,
+        &full_path,
+        resp.map(|r| r.status),
+        resp.and_then(|r| header(&r.headers, "location")),
+        resp.map(|r| r.body.bytes.as_slice()).unwrap_or_default(),
+    );
+    let mut stmt = conn.prepare_cached(INSERT)?;
+    stmt.execute(params![
+        session_id,
+        ex.seq as i64,
+        ex.direction.as_str(),
+        ex.wall_start_us,
+        ex.timing.request_start_us,
+        ex.timing.request_end_us,
+        ex.timing.response_start_us,
+        ex.timing.response_end_us,
+        req.method,
+        req.path,
+        req.query,
+        req.version,
+        headers_json(&req.headers),
+        req.body.bytes,
+        req.body.len as i64,
+        req.body.sha256,
+        req.body.truncated,
+        resp.map(|r| r.status),
+        resp.map(|r| headers_json(&r.headers)),
+        resp.map(|r| &r.body.bytes),
+        resp.map(|r| r.body.len as i64),
+        resp.map(|r| &r.body.sha256),
+        resp.map(|r| r.body.truncated),
+        ex.error,
+        ids.call.as_ref().map(|i| &i.norm),
+        ids.call.as_ref().map(|i| &i.raw),
+        ids.operation.as_ref().map(|i| &i.norm),
+        ids.operation.as_ref().map(|i| &i.raw),
+    ])?;
+    Ok(())
+}
+
+/// All exchanges of a session in sequence order.
+pub fn load_exchanges(
+    conn: &Connection,
+    session_id: i64,
+) -> Result<Vec<Exchange<StoredBody>>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT seq, direction, wall_start_unix_us,
+                request_start_us, request_end_us, response_start_us, response_end_us,
+                method, path, query, http_version, request_headers,
+                request_body, request_body_len, request_body_sha256, request_body_truncated,
+                status, response_headers, response_body, response_body_len,
+                response_body_sha256, response_body_truncated, error
+         FROM exchanges WHERE session_id = ?1 ORDER BY seq",
+    )?;
+    let rows = stmt.query_map([session_id], exchange_from_row)?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(row??);
+    }
+    Ok(out)
+}
+
+fn exchange_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Exchange<StoredBody>, StoreError>> {
+    let seq: i64 = r.get(0)?;
+    let direction: String = r.get(1)?;
+    let Some(direction) = Direction::parse(&direction) else {
+        return Ok(Err(StoreError::Corrupt(format!(
+            "exchange {seq} has direction {direction:?}"
+        ))));
+    };
+    let request_headers = match parse_headers(seq, &r.get::<_, String>(11)?) {
+        Ok(h) => h,
+        Err(e) => return Ok(Err(e)),
+    };
+    let response = match r.get::<_, Option<u16>>(16)? {
+        None => None,
+        Some(status) => {
+            let headers: Option<String> = r.get(17)?;
+            let headers = match parse_headers(seq, headers.as_deref().unwrap_or("[]")) {
+                Ok(h) => h,
+                Err(e) => return Ok(Err(e)),
+            };
+            Some(ResponseRecord {
+                status,
+                headers,
+                body: StoredBody {
+                    bytes: r.get::<_, Option<Vec<u8>>>(18)?.unwrap_or_default(),
+                    len: r.get::<_, Option<i64>>(19)?.unwrap_or(0) as u64,
+                    sha256: r.get::<_, Option<String>>(20)?.unwrap_or_default(),
+                    truncated: r.get::<_, Option<bool>>(21)?.unwrap_or(false),
+                },
+            })
+        }
+    };
+    Ok(Ok(Exchange {
+        seq: seq as u64,
+        direction,
+        wall_start_us: r.get(2)?,
+        timing: Timing {
+            request_start_us: r.get(3)?,
+            request_end_us: r.get(4)?,
+            response_start_us: r.get(5)?,
+            response_end_us: r.get(6)?,
+        },
+        request: RequestRecord {
+            method: r.get(7)?,
+            path: r.get(8)?,
+            query: r.get(9)?,
+            version: r.get(10)?,
+            headers: request_headers,
+            body: StoredBody {
+                bytes: r.get(12)?,
+                len: r.get::<_, i64>(13)? as u64,
+                sha256: r.get(14)?,
+                truncated: r.get(15)?,
+            },
+        },
+        response,
+        error: r.get(22)?,
+    }))
+}
+
+fn headers_json(headers: &Headers) -> String {
+    serde_json::to_string(&encode_headers(headers)).unwrap_or_else(|_| "[]".into())
+}
+
+fn parse_headers(seq: i64, json: &str) -> Result<Headers, StoreError> {
+    let pairs: Vec<HeaderPair> = serde_json::from_str(json)
+        .map_err(|e| StoreError::Corrupt(format!("exchange {seq} headers: {e}")))?;
+    decode_headers(pairs).map_err(|e| StoreError::Corrupt(format!("exchange {seq}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{create_session, open, Access};
+
+    pub(crate) fn sample(seq: u64) -> Exchange<StoredBody> {
+        Exchange {
+            seq,
+            direction: Direction::Api,
+            wall_start_us: 1_700_000_000_000_000,
+            timing: Timing {
+                request_start_us: 10,
+                request_end_us: Some(20),
+                response_start_us: Some(30),
+                response_end_us: Some(40),
+            },
+            request: RequestRecord {
+                method: "POST".into(),
+                path: "/v1.0/communications/calls".into(),
+                query: Some("a=1".into()),
+                version: "HTTP/1.1".into(),
+                headers: vec![("content-type".into(), b"application/json".to_vec())],
+                body: StoredBody::capture(br#"{"x":1}"#, 1024),
+            },
+            response: Some(ResponseRecord {
+                status: 201,
+                headers: vec![(
+                    "location".into(),
+                    b"https://graph.microsoft.com/v1.0/communications/calls/57dab8b1-894c-409a-b240-bd8beae78896"
+                        .to_vec(),
+                )],
+                body: StoredBody::capture(
+                    br#"{"id":"57dab8b1-894c-409a-b240-bd8beae78896","state":"establishing"}"#,
+                    1024,
+                ),
+            }),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn insert_then_load_is_identical_and_ids_are_derived() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("e.db"), Access::Create).unwrap();
+        let sid = create_session(&conn, "s", 0, &serde_json::json!({})).unwrap();
+        let mut failed = sample(2);
+        failed.response = None;
+        failed.error = Some("upstream: connection refused".into());
+        insert_exchange(&conn, sid, &sample(1)).unwrap();
+        insert_exchange(&conn, sid, &failed).unwrap();
+        let loaded = load_exchanges(&conn, sid).unwrap();
+        assert_eq!(loaded, vec![sample(1), failed]);
+        let call: String = conn
+            .query_row("SELECT call_id FROM exchanges WHERE seq = 1", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(call, "57dab8b1894c409ab240bd8beae78896");
+    }
+
+    #[test]
+    fn duplicate_sequence_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("e.db"), Access::Create).unwrap();
+        let sid = create_session(&conn, "s", 0, &serde_json::json!({})).unwrap();
+        insert_exchange(&conn, sid, &sample(1)).unwrap();
+        assert!(insert_exchange(&conn, sid, &sample(1)).is_err());
+    }
+}

@@ -1,0 +1,135 @@
+//! Turning a captured exchange into what is stored: secrets redacted, bodies capped.
+//!
+//! This runs on the writer thread, not on the proxy's hot path, and it is the only way
+//! a captured exchange reaches SQLite, so nothing can bypass redaction.
+
+use bytes::Bytes;
+
+use crate::exchange::{header, Exchange, Headers, RequestRecord, ResponseRecord, StoredBody};
+use crate::redact::Redactor;
+
+/// Redacts credentials (headers, query, token-bearing body fields) and keeps at most
+/// `max_body` bytes of each body, with the full length and hash.
+pub fn prepare(ex: Exchange<Bytes>, redactor: &Redactor, max_body: usize) -> Exchange<StoredBody> {
+    let Exchange {
+        seq,
+        direction,
+        wall_start_us,
+        timing,
+        request,
+        response,
+        error,
+    } = ex;
+    let query = request.query.map(|q| redactor.query(&q).unwrap_or(q));
+    let request = RequestRecord {
+        body: body(redactor, &request.headers, &request.body, max_body),
+        headers: headers(redactor, request.headers),
+        method: request.method,
+        path: request.path,
+        query,
+        version: request.version,
+    };
+    let response = response.map(|r| ResponseRecord {
+        status: r.status,
+        body: body(redactor, &r.headers, &r.body, max_body),
+        headers: headers(redactor, r.headers),
+    });
+    Exchange {
+        seq,
+        direction,
+        wall_start_us,
+        timing,
+        request,
+        response,
+        error,
+    }
+}
+
+fn headers(redactor: &Redactor, headers: Headers) -> Headers {
+    headers
+        .into_iter()
+        .map(|(name, value)| {
+            let value = redactor.header_value(&name, &value).unwrap_or(value);
+            (name, value)
+        })
+        .collect()
+}
+
+fn body(redactor: &Redactor, headers: &Headers, raw: &[u8], max_body: usize) -> StoredBody {
+    match redactor.body(header(headers, "content-type"), raw) {
+        Some(redacted) => StoredBody::capture(&redacted, max_body),
+        None => StoredBody::capture(raw, max_body),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exchange::{Direction, Timing};
+
+    fn captured() -> Exchange<Bytes> {
+        Exchange {
+            seq: 1,
+            direction: Direction::Api,
+            wall_start_us: 0,
+            timing: Timing::default(),
+            request: RequestRecord {
+                method: "GET".into(),
+                path: "/recording".into(),
+                query: Some("a=1&access_token=SECRET1".into()),
+                version: "HTTP/1.1".into(),
+                headers: vec![
+                    ("authorization".into(), b"Bearer SECRET2".to_vec()),
+                    ("content-type".into(), b"application/json".to_vec()),
+                ],
+                body: Bytes::from_static(br#"{"recordingAccessToken":"SECRET3","n":1}"#),
+            },
+            response: Some(ResponseRecord {
+                status: 200,
+                headers: vec![("content-type".into(), b"text/plain".to_vec())],
+                body: Bytes::from_static(b"0123456789"),
+            }),
+            error: None,
+        }
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn secrets_are_gone_and_the_rest_is_kept() {
+        let stored = prepare(captured(), &Redactor::new(&[7; 32]), 64);
+        let dump = format!("{stored:?}");
+        for secret in ["SECRET1", "SECRET2", "SECRET3"] {
+            assert!(!dump.contains(secret), "{secret} leaked: {dump}");
+        }
+        assert!(stored
+            .request
+            .query
+            .as_deref()
+            .unwrap()
+            .starts_with("a=1&access_token="));
+        assert!(contains(&stored.request.body.bytes, br#""n":1}"#));
+        assert!(!stored.request.body.truncated);
+    }
+
+    #[test]
+    fn bodies_over_the_cap_keep_a_prefix() {
+        let stored = prepare(captured(), &Redactor::new(&[7; 32]), 4);
+        let resp = stored.response.unwrap();
+        assert_eq!(resp.body.bytes, b"0123");
+        assert!(resp.body.truncated);
+        assert_eq!(resp.body.len, 10);
+    }
+
+    #[test]
+    fn keep_secrets_keeps_them() {
+        let stored = prepare(captured(), &Redactor::disabled(), 1024);
+        assert_eq!(
+            stored.request.query.as_deref(),
+            Some("a=1&access_token=SECRET1")
+        );
+        assert_eq!(stored.request.headers[0].1, b"Bearer SECRET2");
+    }
+}
