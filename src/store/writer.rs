@@ -203,6 +203,8 @@ impl Writer {
                     .recorded
                     .fetch_add(rows.len() as u64, Ordering::Relaxed);
             }
+            // A locked or full database fails every row alike: no point retrying each.
+            Err(e) if !row_specific(&e) => self.health.lost(rows.len() as u64, e.to_string()),
             Err(_) => {
                 for row in &rows {
                     match insert_exchange(&self.conn, self.session_id, row) {
@@ -225,4 +227,13 @@ impl Writer {
             self.health.lost(0, format!("closing the session: {e}"));
         }
     }
+}
+
+/// Whether an insert error is about the row (a constraint) rather than the database.
+fn row_specific(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+            if f.code == rusqlite::ErrorCode::ConstraintViolation
+    )
 }

@@ -1,0 +1,5 @@
+//! Integration tests: graphtape as a real process between real HTTP peers on loopback.
+
+mod record;
+mod store_files;
+mod util;

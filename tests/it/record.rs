@@ -1,0 +1,614 @@
+//! `graphtape record`, API direction: fidelity, concurrency, failures, secrets, TLS.
+
+use std::sync::Arc;
+
+use crate::util::*;
+
+const CREATE_CALL: &[u8] = br##"{
+  "@odata.type": "#microsoft.graph.call",
+  "callbackUri": "https://bot.contoso.com/api/calls",
+  "requestedModalities": [],
+  "mediaConfig": {"@odata.type": "#microsoft.graph.serviceHostedMediaConfig"},
+  "chatInfo": {"threadId": "19:meeting_x@thread.v2", "messageId": "0"},
+  "meetingInfo": {"@odata.type": "#microsoft.graph.organizerMeetingInfo"},
+  "tenantId":   "72f988bf-86f1-41af-91ab-2d7cd011db47"
+}"##;
+
+const CALL_CREATED: &[u8] = br##"{"@odata.type":"#microsoft.graph.call","state":"establishing","direction":"outgoing","id":"90ED37DC-D8E3-4E11-9DE3-30A955DDA06F","myParticipantId":"05491616-385f-44a8-9b6d-b6d9b9b3c9a7"}"##;
+
+fn graph_like() -> Handler {
+    handler(|seen: Seen| async move {
+        let path = seen.uri.split('?').next().unwrap_or_default().to_string();
+        if seen.method == "POST" && path.ends_with("/communications/calls") {
+            respond(
+                201,
+                &[
+                    ("content-type", "application/json"),
+                    ("location", "https://graph.microsoft.com/v1.0/communications/calls/90ed37dc-d8e3-4e11-9de3-30a955dda06f"),
+                    ("request-id", "a9d1e6b4-0000-4000-8000-000000000001"),
+                    ("x-ms-ags-diagnostic", r#"{"ServerInfo":{"DataCenter":"West US"}}"#),
+                ],
+                CALL_CREATED,
+            )
+        } else {
+            respond(200, &[("content-type", "text/plain")], path.as_bytes())
+        }
+    })
+}
+
+#[tokio::test]
+async fn bodies_and_headers_pass_byte_exact_both_ways() {
+    let graph = FakePeer::start(graph_like()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    let gt = Graphtape::record(&db, &["--upstream", &graph.url, "--session", "s"]).await;
+
+    let (parts, body) = send(
+        &client(),
+        request(
+            "POST",
+            &format!("{}/v1.0/communications/calls?x=1", gt.api),
+            &[
+                ("content-type", "application/json"),
+                ("client-request-id", "11111111-2222-3333-4444-555555555555"),
+                ("scenario-id", "abc"),
+                ("connection", "keep-alive"),
+            ],
+            CREATE_CALL,
+        ),
+    )
+    .await;
+    assert_eq!(parts.status, 201);
+    assert_eq!(&body[..], CALL_CREATED);
+    assert_eq!(
+        parts.headers["location"],
+        "https://graph.microsoft.com/v1.0/communications/calls/90ed37dc-d8e3-4e11-9de3-30a955dda06f"
+    );
+    assert_eq!(
+        parts.headers["request-id"],
+        "a9d1e6b4-0000-4000-8000-000000000001"
+    );
+
+    let upstream_saw = graph.seen();
+    assert_eq!(upstream_saw.len(), 1);
+    let up = &upstream_saw[0];
+    assert_eq!(up.uri, "/v1.0/communications/calls?x=1");
+    assert_eq!(&up.body[..], CREATE_CALL);
+    assert_eq!(
+        up.headers["client-request-id"],
+        "11111111-2222-3333-4444-555555555555"
+    );
+    assert_eq!(up.headers["scenario-id"], "abc");
+    assert_eq!(up.headers["host"], graph.addr.to_string().as_str());
+    assert!(!up.headers.contains_key("connection"));
+
+    let stopped = gt.stop().await;
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+    let ex = exchanges(&db, "s");
+    assert_eq!(ex.len(), 1);
+    let e = &ex[0];
+    assert_eq!(e.seq, 1);
+    assert_eq!(e.request.body.bytes, CREATE_CALL);
+    assert_eq!(e.request.query.as_deref(), Some("x=1"));
+    let resp = e.response.as_ref().unwrap();
+    assert_eq!(resp.status, 201);
+    assert_eq!(resp.body.bytes, CALL_CREATED);
+    let t = e.timing;
+    assert!(t.request_start_us <= t.request_end_us.unwrap());
+    assert!(t.request_end_us <= t.response_start_us);
+    assert!(t.response_start_us <= t.response_end_us);
+    // The call id is indexed in its lookup form, the raw spelling kept.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (norm, raw): (String, String) = conn
+        .query_row("SELECT call_id, call_id_raw FROM exchanges", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(norm, "90ed37dcd8e34e119de330a955dda06f");
+    assert_eq!(raw, "90ED37DC-D8E3-4E11-9DE3-30A955DDA06F");
+}
+
+#[tokio::test]
+async fn http2_from_the_bot_is_forwarded_and_recorded() {
+    let graph = FakePeer::start(graph_like()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    let gt = Graphtape::record(&db, &["--upstream", &graph.url, "--session", "h2"]).await;
+    let (parts, body) = send(
+        &h2_client(),
+        request(
+            "GET",
+            &format!("{}/v1.0/communications/calls/abc", gt.api),
+            &[],
+            b"",
+        ),
+    )
+    .await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(parts.version, http::Version::HTTP_2);
+    assert_eq!(&body[..], b"/v1.0/communications/calls/abc");
+    assert!(gt.stop().await.status.success());
+    let ex = exchanges(&db, "h2");
+    assert_eq!(ex[0].request.version, "HTTP/2.0");
+    assert_eq!(ex[0].request.path, "/v1.0/communications/calls/abc");
+}
+
+#[tokio::test]
+async fn hundred_concurrent_exchanges_get_distinct_gap_free_sequence_numbers() {
+    let graph = FakePeer::start(graph_like()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    let gt = Graphtape::record(&db, &["--upstream", &graph.url, "--session", "c"]).await;
+    let client = client();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..100 {
+        let client = client.clone();
+        let url = format!("{}/v1.0/communications/calls/{i}", gt.api);
+        tasks.spawn(async move { send(&client, request("GET", &url, &[], b"")).await });
+    }
+    while let Some(done) = tasks.join_next().await {
+        assert_eq!(done.unwrap().0.status, 200);
+    }
+    assert!(gt.stop().await.status.success());
+    let ex = exchanges(&db, "c");
+    let seqs: Vec<u64> = ex.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=100).collect::<Vec<u64>>());
+    let mut paths: Vec<String> = ex.iter().map(|e| e.request.path.clone()).collect();
+    paths.sort();
+    paths.dedup();
+    assert_eq!(paths.len(), 100);
+}
+
+#[tokio::test]
+async fn upstream_down_gives_502_and_the_failure_is_recorded() {
+    // A port that was just free: nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    let upstream = format!("http://{closed}");
+    let gt = Graphtape::record(&db, &["--upstream", &upstream, "--session", "down"]).await;
+    let (parts, body) = send(
+        &client(),
+        request(
+            "DELETE",
+            &format!("{}/v1.0/communications/calls/1", gt.api),
+            &[],
+            b"",
+        ),
+    )
+    .await;
+    assert_eq!(parts.status, 502);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["error"]["code"], "upstreamUnreachable");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains("refused"), "{message}");
+    assert!(gt.stop().await.status.success());
+    let ex = exchanges(&db, "down");
+    assert_eq!(ex.len(), 1);
+    assert!(ex[0].response.is_none());
+    assert!(ex[0].error.as_deref().unwrap().contains("refused"));
+}
+
+#[tokio::test]
+async fn upstream_reset_mid_body_gives_502_and_keeps_what_arrived() {
+    // A raw TCP upstream that promises 100 bytes, sends 7 and hangs up.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = sock.read(&mut buf).await;
+        sock.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+            .await
+            .unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    let upstream = format!("http://{addr}");
+    let gt = Graphtape::record(&db, &["--upstream", &upstream, "--session", "reset"]).await;
+    let (parts, body) = send(
+        &client(),
+        request("GET", &format!("{}/x", gt.api), &[], b""),
+    )
+    .await;
+    assert_eq!(parts.status, 502);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["error"]["code"], "upstreamReset");
+    assert!(gt.stop().await.status.success());
+    let ex = exchanges(&db, "reset");
+    let resp = ex[0].response.as_ref().unwrap();
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body.bytes, b"partial");
+    assert!(ex[0].error.as_deref().unwrap().contains("after 7 bytes"));
+}
+
+#[tokio::test]
+async fn upstream_that_never_answers_times_out_with_502() {
+    let graph = FakePeer::start(handler(|_| std::future::pending())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    let gt = Graphtape::record(
+        &db,
+        &[
+            "--upstream",
+            &graph.url,
+            "--session",
+            "slow",
+            "--upstream-timeout",
+            "0.2",
+        ],
+    )
+    .await;
+    let (parts, body) = send(
+        &client(),
+        request("GET", &format!("{}/x", gt.api), &[], b""),
+    )
+    .await;
+    assert_eq!(parts.status, 502);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["error"]["code"], "upstreamTimeout");
+    assert!(gt.stop().await.status.success());
+    assert!(exchanges(&db, "slow")[0]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("did not answer within 0.2s"));
+}
+
+fn b64url(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
+}
+
+#[tokio::test]
+async fn credentials_never_reach_the_database_files_or_logs() {
+    let graph = FakePeer::start(graph_like()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    let jwt = format!(
+        "{}.{}.{}",
+        b64url(br#"{"alg":"RS256","typ":"JWT"}"#),
+        b64url(br#"{"iss":"https://sts.windows.net/tid-1/","aud":"https://graph.microsoft.com","tid":"tid-1","exp":1795000000}"#),
+        "SIGNATURExSECRETxPART"
+    );
+    let auth = format!("Bearer {jwt}");
+    let query_secret = "QUERYxSECRETx123";
+    let body_secret = "BODYxSECRETx456";
+    let body =
+        format!(r#"{{"recordingLocation":"https://x","recordingAccessToken":"{body_secret}"}}"#);
+    let gt = Graphtape::record(&db, &["--upstream", &graph.url, "--session", "sec"]).await;
+    let (parts, _) = send(
+        &client(),
+        request(
+            "POST",
+            &format!(
+                "{}/v1.0/app/calls/1/x?access_token={query_secret}&keep=1",
+                gt.api
+            ),
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            body.as_bytes(),
+        ),
+    )
+    .await;
+    assert_eq!(parts.status, 200);
+    // The upstream still gets the real credentials.
+    let up = &graph.seen()[0];
+    assert_eq!(up.headers["authorization"], auth.as_str());
+    assert!(up.uri.contains(query_secret));
+    assert_eq!(up.body, body.as_bytes());
+
+    let stopped = gt.stop().await;
+    assert!(stopped.status.success());
+    for secret in [
+        jwt.as_str(),
+        "SIGNATURExSECRETxPART",
+        query_secret,
+        body_secret,
+    ] {
+        assert!(!stopped.stderr.contains(secret), "{secret} in logs");
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !contains(&bytes, secret.as_bytes()),
+                "{secret} found in {}",
+                path.display()
+            );
+        }
+    }
+    let ex = exchanges(&db, "sec");
+    let stored_auth = ex[0]
+        .request
+        .headers
+        .iter()
+        .find(|(n, _)| n == "authorization")
+        .map(|(_, v)| String::from_utf8(v.clone()).unwrap())
+        .unwrap();
+    let parsed = graphtape::redact::parse_redacted(&stored_auth).unwrap();
+    assert_eq!(parsed.claims.tid.as_deref(), Some("tid-1"));
+    assert_eq!(
+        parsed.claims.aud.as_deref(),
+        Some("https://graph.microsoft.com")
+    );
+    assert_eq!(parsed.claims.exp, Some(1795000000));
+    assert!(ex[0].request.query.as_deref().unwrap().ends_with("&keep=1"));
+}
+
+#[tokio::test]
+async fn keep_secrets_stores_credentials_in_clear_and_says_so() {
+    let graph = FakePeer::start(graph_like()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    let gt = Graphtape::record(
+        &db,
+        &[
+            "--upstream",
+            &graph.url,
+            "--session",
+            "clear",
+            "--keep-secrets",
+        ],
+    )
+    .await;
+    send(
+        &client(),
+        request(
+            "GET",
+            &format!("{}/x", gt.api),
+            &[("authorization", "Bearer opaque-token-1")],
+            b"",
+        ),
+    )
+    .await;
+    let stopped = gt.stop().await;
+    assert!(stopped.stderr.contains("IN CLEAR"), "{}", stopped.stderr);
+    let ex = exchanges(&db, "clear");
+    assert!(ex[0].request.headers.contains(&(
+        "authorization".to_string(),
+        b"Bearer opaque-token-1".to_vec()
+    )));
+}
+
+#[tokio::test]
+async fn tls_upstream_is_trusted_only_with_its_ca() {
+    let (server_tls, pem) = self_signed();
+    let graph = FakePeer::start_tls(graph_like(), server_tls).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, pem).unwrap();
+    let db = dir.path().join("g.db");
+
+    let ca_arg = ca.to_str().unwrap();
+    let gt = Graphtape::record(
+        &db,
+        &[
+            "--upstream",
+            &graph.url,
+            "--session",
+            "tls",
+            "--upstream-ca",
+            ca_arg,
+        ],
+    )
+    .await;
+    let (parts, body) = send(
+        &client(),
+        request(
+            "POST",
+            &format!("{}/v1.0/communications/calls", gt.api),
+            &[],
+            CREATE_CALL,
+        ),
+    )
+    .await;
+    assert_eq!(parts.status, 201);
+    assert_eq!(&body[..], CALL_CREATED);
+    assert!(gt.stop().await.status.success());
+
+    // Without the CA the certificate is rejected, and that is recorded too.
+    let gt = Graphtape::record(&db, &["--upstream", &graph.url, "--session", "untrusted"]).await;
+    let (parts, body) = send(
+        &client(),
+        request("GET", &format!("{}/x", gt.api), &[], b""),
+    )
+    .await;
+    assert_eq!(parts.status, 502);
+    let text = String::from_utf8_lossy(&body).to_lowercase();
+    assert!(text.contains("certificate"), "{text}");
+    assert!(gt.stop().await.status.success());
+    assert!(exchanges(&db, "untrusted")[0].error.is_some());
+}
+
+#[tokio::test]
+async fn not_an_open_proxy() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let graph = FakePeer::start(graph_like()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    let gt = Graphtape::record(&db, &["--upstream", &graph.url, "--session", "open"]).await;
+    let addr = gt.api.trim_start_matches("http://").to_string();
+    for raw in [
+        "GET http://evil.example/steal HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+        "CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n",
+    ] {
+        let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        sock.write_all(raw.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 512];
+        let n = tokio::time::timeout(DEADLINE, sock.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        let head = String::from_utf8_lossy(&buf[..n]);
+        assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    }
+    assert!(
+        graph.seen().is_empty(),
+        "a refused request reached the upstream"
+    );
+    assert!(gt.stop().await.status.success());
+    let ex = exchanges(&db, "open");
+    assert_eq!(ex.len(), 2);
+    assert!(ex
+        .iter()
+        .all(|e| e.error.as_deref().unwrap().contains("only forwards to")));
+}
+
+#[tokio::test]
+async fn large_bodies_are_forwarded_whole_and_stored_capped() {
+    let graph = FakePeer::start(handler(|seen: Seen| async move {
+        respond(
+            200,
+            &[("content-type", "application/octet-stream")],
+            &seen.body,
+        )
+    }))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    let gt = Graphtape::record(
+        &db,
+        &[
+            "--upstream",
+            &graph.url,
+            "--session",
+            "big",
+            "--max-body",
+            "1k",
+        ],
+    )
+    .await;
+    let big: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let (parts, body) = send(
+        &client(),
+        request(
+            "PUT",
+            &format!("{}/upload", gt.api),
+            &[("content-type", "application/octet-stream")],
+            &big,
+        ),
+    )
+    .await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(&body[..], &big[..], "echo came back intact");
+    assert_eq!(graph.seen()[0].body.len(), big.len());
+    assert!(gt.stop().await.status.success());
+    let ex = exchanges(&db, "big");
+    for stored in [&ex[0].request.body, &ex[0].response.as_ref().unwrap().body] {
+        assert_eq!(stored.bytes, &big[..1024]);
+        assert_eq!(stored.len, 100_000);
+        assert!(stored.truncated);
+        assert_eq!(stored.sha256, graphtape::exchange::sha256_hex(&big));
+    }
+}
+
+#[tokio::test]
+async fn stop_signal_lets_in_flight_exchanges_finish_and_flushes() {
+    let (arrived_tx, mut arrived_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let gate = release.clone();
+    let graph = FakePeer::start(handler(move |_| {
+        let arrived = arrived_tx.clone();
+        let gate = gate.clone();
+        async move {
+            let _ = arrived.send(());
+            gate.notified().await;
+            respond(200, &[], b"late but whole")
+        }
+    }))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    let mut gt = Graphtape::record(&db, &["--upstream", &graph.url, "--session", "drain"]).await;
+    let url = format!("{}/slow", gt.api);
+    let pending =
+        tokio::spawn(async move { send(&client(), request("GET", &url, &[], b"")).await });
+    arrived_rx.recv().await.unwrap();
+    gt.signal(libc::SIGINT);
+    gt.wait_stderr("stopping").await;
+    release.notify_one();
+    let (parts, body) = pending.await.unwrap();
+    assert_eq!(parts.status, 200);
+    assert_eq!(&body[..], b"late but whole");
+    let stopped = gt.stop_with(0).await;
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+    let ex = exchanges(&db, "drain");
+    assert_eq!(ex.len(), 1);
+    assert_eq!(
+        ex[0].response.as_ref().unwrap().body.bytes,
+        b"late but whole"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_store_with_policy_fail_refuses_traffic() {
+    failing_store("fail", 503).await;
+}
+
+#[tokio::test]
+async fn a_failing_store_with_policy_forward_keeps_traffic_flowing() {
+    failing_store("forward", 200).await;
+}
+
+/// Another process holds the database's write lock past the writer's busy timeout: the
+/// store fails for real. The failure must be loud, counted, and honour the policy.
+async fn failing_store(policy: &str, second_status: u16) {
+    {
+        let graph = FakePeer::start(graph_like()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("g.db");
+        let mut gt = Graphtape::record(
+            &db,
+            &[
+                "--upstream",
+                &graph.url,
+                "--session",
+                "s",
+                "--on-store-error",
+                policy,
+            ],
+        )
+        .await;
+        let blocker = rusqlite::Connection::open(&db).unwrap();
+        blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let c = client();
+        let (first, _) = send(&c, request("GET", &format!("{}/one", gt.api), &[], b"")).await;
+        assert_eq!(
+            first.status, 200,
+            "the first request is forwarded before the failure is known"
+        );
+        gt.wait_stderr("could not be recorded").await;
+        let (second, body) = send(&c, request("GET", &format!("{}/two", gt.api), &[], b"")).await;
+        assert_eq!(
+            second.status,
+            second_status,
+            "{policy}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        blocker.execute_batch("ROLLBACK").unwrap();
+        drop(blocker);
+        let stopped = gt.stop().await;
+        assert_eq!(
+            stopped.status.code(),
+            Some(1),
+            "{policy}: {}",
+            stopped.stderr
+        );
+        assert!(
+            stopped.stderr.contains("NOT recorded"),
+            "{}",
+            stopped.stderr
+        );
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let unrecorded: i64 = conn
+            .query_row("SELECT unrecorded FROM sessions", [], |r| r.get(0))
+            .unwrap();
+        assert!(unrecorded >= 1, "{policy}: the session counts what it lost");
+    }
+}

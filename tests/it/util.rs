@@ -1,0 +1,336 @@
+//! Test harness: the graphtape binary as a child process, fake peers on 127.0.0.1:0,
+//! and HTTP clients. Everything talks real HTTP over loopback.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+
+/// Upper bound for anything a test waits on, so a broken build fails instead of hanging.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A running `graphtape record`.
+pub struct Graphtape {
+    child: Child,
+    pub api: String,
+    /// Everything written to stderr so far; the sender side closes at EOF.
+    stderr: tokio::sync::watch::Receiver<(String, bool)>,
+}
+
+/// How a stopped graphtape ended.
+pub struct Stopped {
+    pub status: ExitStatus,
+    pub stderr: String,
+}
+
+impl Graphtape {
+    /// Starts `graphtape record` with `args` plus `--db` and an ephemeral API port, and
+    /// waits for its `listening api=` line.
+    pub async fn record(db: &Path, args: &[&str]) -> Graphtape {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_graphtape"))
+            .arg("record")
+            .args(["--api-listen", "127.0.0.1:0", "--db"])
+            .arg(db)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawning graphtape");
+        let (err_tx, stderr) = tokio::sync::watch::channel((String::new(), false));
+        let mut err_lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = err_lines.next_line().await {
+                err_tx.send_modify(|(text, _)| {
+                    text.push_str(&line);
+                    text.push('\n');
+                });
+            }
+            err_tx.send_modify(|(_, eof)| *eof = true);
+        });
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let api = tokio::time::timeout(DEADLINE, async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(url) = line.strip_prefix("listening api=") {
+                    return url.to_string();
+                }
+            }
+            panic!("graphtape exited before listening");
+        })
+        .await
+        .expect("graphtape did not print its listening line");
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Graphtape { child, api, stderr }
+    }
+
+    /// Sends `signal` without waiting.
+    pub fn signal(&self, signal: i32) {
+        let pid = self.child.id().expect("graphtape still running") as i32;
+        // SAFETY: kill(2) on a child we spawned and have not reaped.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+    }
+
+    /// Waits until graphtape's stderr contains `needle` (an event, not a delay).
+    pub async fn wait_stderr(&mut self, needle: &str) {
+        let found = tokio::time::timeout(
+            DEADLINE,
+            self.stderr
+                .wait_for(|(text, eof)| *eof || text.contains(needle)),
+        )
+        .await
+        .expect("timed out waiting for stderr")
+        .map(|v| v.0.contains(needle))
+        .unwrap_or(false);
+        assert!(
+            found,
+            "stderr never said {needle:?}: {}",
+            self.stderr.borrow().0
+        );
+    }
+
+    /// Sends `signal` and waits for the process to exit and its stderr to close.
+    pub async fn stop_with(mut self, signal: i32) -> Stopped {
+        self.signal(signal);
+        let status = tokio::time::timeout(DEADLINE, self.child.wait())
+            .await
+            .expect("graphtape did not stop")
+            .unwrap();
+        let stderr = tokio::time::timeout(DEADLINE, self.stderr.wait_for(|(_, eof)| *eof))
+            .await
+            .expect("stderr did not close")
+            .map(|v| v.0.clone())
+            .unwrap_or_default();
+        Stopped { status, stderr }
+    }
+
+    /// SIGTERM, then wait.
+    pub async fn stop(self) -> Stopped {
+        self.stop_with(libc::SIGTERM).await
+    }
+}
+
+/// Runs a graphtape subcommand to completion.
+pub fn graphtape(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_graphtape"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running graphtape")
+}
+
+/// A request as a fake peer saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub uri: String,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+/// A fake HTTP peer (Graph, or a bot) on 127.0.0.1:0 that logs what it receives.
+pub struct FakePeer {
+    pub addr: SocketAddr,
+    pub url: String,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// A handler for a fake peer: gets the request (body read) and answers.
+pub type Handler = Arc<dyn Fn(Seen) -> BoxFuture + Send + Sync>;
+pub type BoxFuture = std::pin::Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>;
+
+/// Wraps an async closure as a [`Handler`].
+pub fn handler<F, Fut>(f: F) -> Handler
+where
+    F: Fn(Seen) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    Arc::new(move |seen| Box::pin(f(seen)))
+}
+
+impl FakePeer {
+    /// Plain HTTP.
+    pub async fn start(handler: Handler) -> FakePeer {
+        Self::start_inner(handler, None).await
+    }
+
+    /// HTTPS with the given server config.
+    pub async fn start_tls(handler: Handler, tls: rustls::ServerConfig) -> FakePeer {
+        Self::start_inner(
+            handler,
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls))),
+        )
+        .await
+    }
+
+    async fn start_inner(handler: Handler, tls: Option<tokio_rustls::TlsAcceptor>) -> FakePeer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let log = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = tokio::select! {
+                    r = listener.accept() => r.unwrap(),
+                    _ = &mut stop_rx => return,
+                };
+                let handler = handler.clone();
+                let log = log.clone();
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        let handler = handler.clone();
+                        let log = log.clone();
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            let seen = Seen {
+                                method: parts.method.to_string(),
+                                uri: parts.uri.to_string(),
+                                headers: parts.headers,
+                                body,
+                            };
+                            log.lock().unwrap().push(seen.clone());
+                            Ok::<_, Infallible>(handler(seen).await)
+                        }
+                    });
+                    let builder = auto::Builder::new(TokioExecutor::new());
+                    match tls {
+                        None => {
+                            let _ = builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        }
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                let _ = builder
+                                    .serve_connection(TokioIo::new(stream), service)
+                                    .await;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        FakePeer {
+            addr,
+            url: format!("{scheme}://{addr}"),
+            seen,
+            _stop: stop_tx,
+        }
+    }
+
+    /// The requests received so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// A response with a status, headers and body.
+pub fn respond(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Response<Full<Bytes>> {
+    let mut builder = Response::builder().status(status);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder
+        .body(Full::new(Bytes::copy_from_slice(body)))
+        .unwrap()
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost: (server config, cert PEM).
+pub fn self_signed() -> (rustls::ServerConfig, String) {
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let pem = cert.cert.pem();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.cert.der().clone()], key)
+    .unwrap();
+    (config, pem)
+}
+
+/// An HTTP/1.1 client.
+pub fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+/// An HTTP/2 (prior knowledge, cleartext) client.
+pub fn h2_client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(HttpConnector::new())
+}
+
+/// Sends a request and reads the whole response.
+pub async fn send(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    req: Request<Full<Bytes>>,
+) -> (http::response::Parts, Bytes) {
+    let resp = tokio::time::timeout(DEADLINE, client.request(req))
+        .await
+        .expect("request timed out")
+        .expect("request failed");
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    (parts, body)
+}
+
+/// Builds a request.
+pub fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Request<Full<Bytes>> {
+    let mut builder = Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder
+        .body(Full::new(Bytes::copy_from_slice(body)))
+        .unwrap()
+}
+
+/// The exchanges of a session, read through graphtape's own store API.
+pub fn exchanges(
+    db: &Path,
+    session: &str,
+) -> Vec<graphtape::exchange::Exchange<graphtape::exchange::StoredBody>> {
+    let conn = graphtape::store::open(db, graphtape::store::Access::Existing).unwrap();
+    let info = graphtape::store::find_session(&conn, session).unwrap();
+    graphtape::store::load_exchanges(&conn, info.id).unwrap()
+}
+
+/// True if `needle` occurs in `haystack`.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
