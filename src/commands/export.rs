@@ -7,14 +7,13 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::cli::ExportArgs;
-use crate::recording::export_session;
+use crate::recording::{export_session, to_pretty};
 use crate::store::{open, Access};
 
 pub fn run(db: &Path, args: &ExportArgs) -> anyhow::Result<ExitCode> {
     let conn = open(db, Access::Existing)?;
     let doc = export_session(&conn, &args.session)?;
-    let mut text = serde_json::to_vec_pretty(&doc)?;
-    text.push(b'\n');
+    let text = to_pretty(&serde_json::to_value(&doc)?).into_bytes();
     match &args.output {
         None => std::io::stdout().lock().write_all(&text)?,
         Some(path) => {
