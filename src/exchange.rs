@@ -80,6 +80,10 @@ pub struct Exchange<B> {
     pub wall_start_us: i64,
     pub timing: Timing,
     pub request: RequestRecord<B>,
+    /// Where graphtape sent the request (None when it refused it).
+    pub target: Option<String>,
+    /// The request body as forwarded, when graphtape changed it (callbackUri rewriting).
+    pub forwarded_body: Option<B>,
     pub response: Option<ResponseRecord<B>>,
     pub error: Option<String>,
 }

@@ -18,6 +18,7 @@ pub mod commands;
 pub mod config;
 pub mod exchange;
 pub mod graph;
+pub mod jsonscan;
 pub mod logging;
 pub mod proxy;
 pub mod recording;

@@ -10,7 +10,6 @@
 //! the secret itself cannot be read back without the per-database key.
 
 use std::fmt;
-use std::ops::Range;
 
 use base64::alphabet::URL_SAFE;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
@@ -18,6 +17,8 @@ use base64::engine::DecodePaddingMode;
 use base64::Engine;
 use ring::hmac;
 use serde_json::Value;
+
+use crate::jsonscan;
 
 /// Marks a redacted value; replay and readers of the store look for it.
 pub const PLACEHOLDER_PREFIX: &str = "graphtape-redacted:";
@@ -326,25 +327,17 @@ impl Redactor {
         // keeps half-understood input from being "redacted" wrongly.
         std::str::from_utf8(body).ok()?;
         serde_json::from_slice::<Value>(body).ok()?;
-        let mut out = Vec::with_capacity(body.len());
-        let mut copied = 0;
-        let mut changed = false;
-        for (literal, text) in secret_json_strings(body)? {
-            let Some(placeholder) = self.redact_secret(text.as_bytes()) else {
-                continue;
-            };
-            out.extend_from_slice(body.get(copied..literal.start)?);
-            out.push(b'"');
-            out.extend_from_slice(placeholder.as_bytes());
-            out.push(b'"');
-            copied = literal.end;
-            changed = true;
-        }
-        if !changed {
+        let replacements: Vec<_> = jsonscan::string_values(body, is_secret_json_key)?
+            .into_iter()
+            .filter_map(|(range, text)| {
+                let placeholder = self.redact_secret(text.as_bytes())?;
+                Some((range, jsonscan::literal(&placeholder)))
+            })
+            .collect();
+        if replacements.is_empty() {
             return None;
         }
-        out.extend_from_slice(body.get(copied..)?);
-        Some(out)
+        jsonscan::splice(body, &replacements)
     }
 }
 
@@ -570,78 +563,6 @@ fn percent_decode(input: &[u8]) -> Vec<u8> {
         rest = tail;
     }
     out
-}
-
-/// Per open container: what the next string in it is.
-struct Frame {
-    is_object: bool,
-    expect_key: bool,
-    value_is_secret: bool,
-}
-
-/// Byte ranges (quotes included) and decoded text of every string that is the
-/// direct value of a secret key, in order. Walks raw bytes rather than a
-/// parsed tree so the caller can splice placeholders in without reformatting.
-/// Iterative, so nesting depth cannot overflow the stack; `None` on anything
-/// that is not valid JSON.
-fn secret_json_strings(json: &[u8]) -> Option<Vec<(Range<usize>, String)>> {
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut found = Vec::new();
-    let mut i = 0;
-    while let Some(&b) = json.get(i) {
-        match b {
-            b'{' | b'[' => {
-                let is_object = b == b'{';
-                stack.push(Frame {
-                    is_object,
-                    expect_key: is_object,
-                    value_is_secret: false,
-                });
-                i += 1;
-            }
-            b'}' | b']' => {
-                stack.pop()?;
-                i += 1;
-            }
-            b',' => {
-                if let Some(frame) = stack.last_mut() {
-                    frame.expect_key = frame.is_object;
-                }
-                i += 1;
-            }
-            b'"' => {
-                let end = string_end(json, i)?;
-                let text: String = serde_json::from_slice(json.get(i..end)?).ok()?;
-                match stack.last_mut() {
-                    Some(frame) if frame.expect_key => {
-                        frame.value_is_secret = is_secret_json_key(&text);
-                        frame.expect_key = false;
-                    }
-                    Some(frame) if frame.is_object && frame.value_is_secret => {
-                        found.push((i..end, text));
-                    }
-                    _ => {}
-                }
-                i = end;
-            }
-            // ':', whitespace and the bytes of numbers, true, false, null
-            // carry no structure the scan needs.
-            _ => i += 1,
-        }
-    }
-    stack.is_empty().then_some(found)
-}
-
-/// Index just past the closing quote of the string literal opening at `start`.
-fn string_end(json: &[u8], start: usize) -> Option<usize> {
-    let mut i = start + 1;
-    loop {
-        match json.get(i)? {
-            b'\\' => i += 2,
-            b'"' => return Some(i + 1),
-            _ => i += 1,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -32,22 +32,19 @@ impl ApiProxy {
     /// bot can read and a recorded error.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         let inbound = Inbound::receive(&self.clock, req).await;
-        let mut timing = inbound.timing;
 
         if let Some((status, code, message)) = self.refusal(&inbound) {
             tracing::warn!(seq = inbound.seq, %message, "refused");
             let reply = reply::error(status, code, &message);
-            let ex = inbound.into_exchange(Direction::Api, None, timing, Some(message));
+            let mut ex = inbound.into_exchange(Direction::Api);
+            ex.error = Some(message);
             self.recorder.record(ex).await;
             return reply;
         }
 
-        let outcome = self
-            .forwarder
-            .send(self.upstream_request(&inbound), &self.clock)
-            .await;
-        timing.response_start_us = outcome.response_start_us;
-        timing.response_end_us = outcome.response_end_us;
+        let upstream_req = self.upstream_request(&inbound);
+        let target = upstream_req.uri().to_string();
+        let outcome = self.forwarder.send(upstream_req, &self.clock).await;
         let recorded_response = outcome.head.as_ref().map(|head| ResponseRecord {
             status: head.status.as_u16(),
             headers: to_record(&head.headers),
@@ -79,7 +76,12 @@ impl ApiProxy {
             status = reply.status().as_u16(),
             "api"
         );
-        let ex = inbound.into_exchange(Direction::Api, recorded_response, timing, error);
+        let mut ex = inbound.into_exchange(Direction::Api);
+        ex.timing.response_start_us = outcome.response_start_us;
+        ex.timing.response_end_us = outcome.response_end_us;
+        ex.target = Some(target);
+        ex.response = recorded_response;
+        ex.error = error;
         self.recorder.record(ex).await;
         reply
     }

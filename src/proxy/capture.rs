@@ -9,7 +9,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::clock::SessionClock;
-use crate::exchange::{Direction, Exchange, RequestRecord, ResponseRecord, Timing};
+use crate::exchange::{Direction, Exchange, RequestRecord, Timing};
 use crate::proxy::headers::to_record;
 
 /// A request as it arrived, body read.
@@ -59,22 +59,19 @@ impl Inbound {
         }
     }
 
-    /// The exchange to record, given how it ended.
-    pub fn into_exchange(
-        self,
-        direction: Direction,
-        response: Option<ResponseRecord<Bytes>>,
-        timing: Timing,
-        error: Option<String>,
-    ) -> Exchange<Bytes> {
+    /// The exchange to record, so far: the request and its timing. The caller fills in
+    /// where it went and how it ended.
+    pub fn into_exchange(self, direction: Direction) -> Exchange<Bytes> {
         Exchange {
             seq: self.seq,
             direction,
             wall_start_us: self.wall_start_us,
-            timing,
+            timing: self.timing,
             request: self.request_record(),
-            response,
-            error,
+            target: None,
+            forwarded_body: None,
+            response: None,
+            error: None,
         }
     }
 }

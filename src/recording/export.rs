@@ -46,6 +46,8 @@ fn event(ex: &Exchange<StoredBody>) -> EventDoc {
             headers: encode_headers(&req.headers),
             body: body(&req.body),
         },
+        target: ex.target.clone(),
+        forwarded_body: ex.forwarded_body.as_ref().and_then(body),
         response: ex.response.as_ref().map(|r| ResponseDoc {
             start_us: ex.timing.response_start_us,
             end_us: ex.timing.response_end_us,

@@ -40,6 +40,12 @@ pub struct EventDoc {
     pub direction: String,
     pub wall_start: String,
     pub request: RequestDoc,
+    /// Where graphtape sent the request (absent when it refused it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The request body as forwarded, when graphtape changed it (callbackUri rewriting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded_body: Option<BodyDoc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<ResponseDoc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

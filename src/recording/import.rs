@@ -210,6 +210,11 @@ fn exchange(event: EventDoc) -> Result<Exchange<StoredBody>, FieldError> {
         wall_start_us,
         timing,
         request,
+        target: event.target,
+        forwarded_body: match event.forwarded_body {
+            None => None,
+            Some(doc) => Some(body(Some(doc)).map_err(|e| (".forwarded_body".into(), e))?),
+        },
         response,
         error: event.error,
     })

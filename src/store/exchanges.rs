@@ -7,7 +7,7 @@ use crate::codec::{decode_headers, encode_headers, HeaderPair};
 use crate::exchange::{
     header, Direction, Exchange, Headers, RequestRecord, ResponseRecord, StoredBody, Timing,
 };
-use crate::graph::ids_from_exchange;
+use crate::graph::{ids_from_exchange, parse_notifications, CallIds};
 
 const INSERT: &str = "INSERT INTO exchanges (
     session_id, seq, direction, wall_start_unix_us,
@@ -15,11 +15,18 @@ const INSERT: &str = "INSERT INTO exchanges (
     method, path, query, http_version, request_headers,
     request_body, request_body_len, request_body_sha256, request_body_truncated,
     status, response_headers, response_body, response_body_len, response_body_sha256,
-    response_body_truncated, error, call_id, call_id_raw, operation_id, operation_id_raw)
+    response_body_truncated, error, call_id, call_id_raw, operation_id, operation_id_raw,
+    target, forwarded_body)
  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-         ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)";
+         ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)";
 
-/// Inserts one exchange, deriving its call and operation ids for lookup.
+const INSERT_NOTIFICATION: &str = "INSERT INTO notifications (
+    exchange_id, session_id, seq, position, change_type, resource, resource_url, odata_type,
+    call_id, call_id_raw, operation_id, operation_id_raw, state, status)
+ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+
+/// Inserts one exchange, deriving its call and operation ids for lookup and, for a
+/// callback, indexing the notifications it carries.
 pub fn insert_exchange(
     conn: &Connection,
     session_id: i64,
@@ -27,17 +34,35 @@ pub fn insert_exchange(
 ) -> Result<(), StoreError> {
     let req = &ex.request;
     let resp = ex.response.as_ref();
-    let full_path = match &req.query {
-        Some(q) => format!("{}?{}", req.path, q),
-        None => req.path.clone(),
+    let notifications = match ex.direction {
+        // A body that is not a notification batch is still recorded, just not indexed.
+        Direction::Callback => parse_notifications(&req.body.bytes).unwrap_or_default(),
+        Direction::Api => Vec::new(),
     };
-    let ids = ids_from_exchange(
-        &req.method,
-        &full_path,
-        resp.map(|r| r.status),
-        resp.and_then(|r| header(&r.headers, "location")),
-        resp.map(|r| r.body.bytes.as_slice()).unwrap_or_default(),
-    );
+    let ids = match ex.direction {
+        Direction::Api => {
+            let full_path = match &req.query {
+                Some(q) => format!("{}?{}", req.path, q),
+                None => req.path.clone(),
+            };
+            ids_from_exchange(
+                &req.method,
+                &full_path,
+                resp.map(|r| r.status),
+                resp.and_then(|r| header(&r.headers, "location")),
+                resp.map(|r| r.body.bytes.as_slice()).unwrap_or_default(),
+            )
+        }
+        // A POST is about the call its first notification names.
+        Direction::Callback => notifications
+            .iter()
+            .find(|n| n.call.is_some())
+            .map(|n| CallIds {
+                call: n.call.clone(),
+                operation: n.operation.clone(),
+            })
+            .unwrap_or_default(),
+    };
     let mut stmt = conn.prepare_cached(INSERT)?;
     stmt.execute(params![
         session_id,
@@ -68,7 +93,31 @@ pub fn insert_exchange(
         ids.call.as_ref().map(|i| &i.raw),
         ids.operation.as_ref().map(|i| &i.norm),
         ids.operation.as_ref().map(|i| &i.raw),
+        ex.target,
+        ex.forwarded_body.as_ref().map(|b| &b.bytes),
     ])?;
+    if !notifications.is_empty() {
+        let exchange_id = conn.last_insert_rowid();
+        let mut stmt = conn.prepare_cached(INSERT_NOTIFICATION)?;
+        for n in &notifications {
+            stmt.execute(params![
+                exchange_id,
+                session_id,
+                ex.seq as i64,
+                n.index as i64,
+                n.change_type,
+                n.resource,
+                n.resource_url,
+                n.odata_type,
+                n.call.as_ref().map(|i| &i.norm),
+                n.call.as_ref().map(|i| &i.raw),
+                n.operation.as_ref().map(|i| &i.norm),
+                n.operation.as_ref().map(|i| &i.raw),
+                n.state,
+                n.status,
+            ])?;
+        }
+    }
     Ok(())
 }
 
@@ -83,7 +132,7 @@ pub fn load_exchanges(
                 method, path, query, http_version, request_headers,
                 request_body, request_body_len, request_body_sha256, request_body_truncated,
                 status, response_headers, response_body, response_body_len,
-                response_body_sha256, response_body_truncated, error
+                response_body_sha256, response_body_truncated, error, target, forwarded_body
          FROM exchanges WHERE session_id = ?1 ORDER BY seq",
     )?;
     let rows = stmt.query_map([session_id], exchange_from_row)?;
@@ -149,6 +198,10 @@ fn exchange_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Exchange<StoredBody
                 truncated: r.get(15)?,
             },
         },
+        target: r.get(23)?,
+        forwarded_body: r
+            .get::<_, Option<Vec<u8>>>(24)?
+            .map(|b| StoredBody::capture(&b, usize::MAX)),
         response,
         error: r.get(22)?,
     }))
@@ -188,6 +241,8 @@ mod tests {
                 headers: vec![("content-type".into(), b"application/json".to_vec())],
                 body: StoredBody::capture(br#"{"x":1}"#, 1024),
             },
+            target: Some("https://graph.microsoft.com/v1.0/communications/calls?a=1".into()),
+            forwarded_body: Some(StoredBody::capture(br#"{"x":2}"#, 1024)),
             response: Some(ResponseRecord {
                 status: 201,
                 headers: vec![(

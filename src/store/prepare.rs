@@ -17,10 +17,14 @@ pub fn prepare(ex: Exchange<Bytes>, redactor: &Redactor, max_body: usize) -> Exc
         wall_start_us,
         timing,
         request,
+        target,
+        forwarded_body,
         response,
         error,
     } = ex;
     let query = request.query.map(|q| redactor.query(&q).unwrap_or(q));
+    let target = target.map(|t| redact_url(redactor, t));
+    let forwarded_body = forwarded_body.map(|b| body(redactor, &request.headers, &b, max_body));
     let request = RequestRecord {
         body: body(redactor, &request.headers, &request.body, max_body),
         headers: headers(redactor, request.headers),
@@ -40,8 +44,21 @@ pub fn prepare(ex: Exchange<Bytes>, redactor: &Redactor, max_body: usize) -> Exc
         wall_start_us,
         timing,
         request,
+        target,
+        forwarded_body,
         response,
         error,
+    }
+}
+
+/// A URL with its query's secrets redacted.
+fn redact_url(redactor: &Redactor, url: String) -> String {
+    match url.split_once('?') {
+        Some((base, query)) => match redactor.query(query) {
+            Some(redacted) => format!("{base}?{redacted}"),
+            None => url,
+        },
+        None => url,
     }
 }
 
@@ -84,6 +101,8 @@ mod tests {
                 ],
                 body: Bytes::from_static(br#"{"recordingAccessToken":"SECRET3","n":1}"#),
             },
+            target: Some("https://graph.example/recording?sig=SECRET4".into()),
+            forwarded_body: Some(Bytes::from_static(br#"{"token":"SECRET5"}"#)),
             response: Some(ResponseRecord {
                 status: 200,
                 headers: vec![("content-type".into(), b"text/plain".to_vec())],
@@ -101,7 +120,7 @@ mod tests {
     fn secrets_are_gone_and_the_rest_is_kept() {
         let stored = prepare(captured(), &Redactor::new(&[7; 32]), 64);
         let dump = format!("{stored:?}");
-        for secret in ["SECRET1", "SECRET2", "SECRET3"] {
+        for secret in ["SECRET1", "SECRET2", "SECRET3", "SECRET4", "SECRET5"] {
             assert!(!dump.contains(secret), "{secret} leaked: {dump}");
         }
         assert!(stored
