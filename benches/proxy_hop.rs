@@ -11,7 +11,7 @@ use bytes::Bytes;
 use graphtape::clock::SessionClock;
 use graphtape::config::Upstream;
 use graphtape::proxy::api::ApiProxy;
-use graphtape::proxy::{Forwarder, StoreErrorPolicy};
+use graphtape::proxy::{CallbackRoutes, Forwarder, Relay, StoreErrorPolicy};
 use graphtape::redact::Redactor;
 use graphtape::store::{self, Access};
 use http::{Request, Response};
@@ -69,8 +69,7 @@ async fn run() {
     .unwrap();
     let (recorder, writer) = store::spawn_writer(conn, session, Redactor::new(&key), 16 << 20);
     let health = recorder.health().clone();
-    let proxy = Arc::new(ApiProxy {
-        upstream: Upstream::parse(&format!("http://{upstream_addr}")).unwrap(),
+    let relay = Relay {
         forwarder: Forwarder::new(
             graphtape::tls::client_config(None).unwrap(),
             Duration::from_secs(30),
@@ -78,6 +77,11 @@ async fn run() {
         clock,
         recorder,
         policy: StoreErrorPolicy::Forward,
+    };
+    let proxy = Arc::new(ApiProxy {
+        upstream: Upstream::parse(&format!("http://{upstream_addr}")).unwrap(),
+        relay,
+        routes: Arc::new(CallbackRoutes::new(&key, None, Vec::new())),
     });
     let proxy_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let proxy_addr = proxy_listener.local_addr().unwrap();

@@ -29,7 +29,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Proxy the bot's Graph API calls to the upstream and record every exchange.
-    Record(RecordArgs),
+    Record(Box<RecordArgs>),
     /// List the sessions in the database.
     Sessions(SessionsArgs),
     /// Write a session as a recording file (graphtape/1 JSON).
@@ -82,6 +82,41 @@ pub struct RecordArgs {
     /// Store credentials in clear (tokens, cookies, keys). For debugging only.
     #[arg(long, env = "GRAPHTAPE_KEEP_SECRETS")]
     pub keep_secrets: bool,
+
+    /// Address Graph's notifications reach (enables the callback listener).
+    #[arg(long, env = "GRAPHTAPE_CALLBACK_LISTEN")]
+    pub callback_listen: Option<SocketAddr>,
+
+    /// The bot's own webhook; notifications on paths graphtape did not mint go to
+    /// bot-url + path (e.g. the registration's calling webhook, incoming calls).
+    #[arg(long, env = "GRAPHTAPE_BOT_URL")]
+    pub bot_url: Option<String>,
+
+    /// The URL Graph reaches the callback listener at. When set, `callbackUri` in the
+    /// bot's requests is rewritten to a URL under it that leads back to the original.
+    #[arg(long, env = "GRAPHTAPE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Seconds the bot has to answer a notification completely.
+    #[arg(long, env = "GRAPHTAPE_BOT_TIMEOUT", default_value_t = 15.0)]
+    pub bot_timeout: f64,
+
+    /// TLS certificate chain (PEM) for the callback listener (and --api-tls).
+    #[arg(long, env = "GRAPHTAPE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM) matching --tls-cert.
+    #[arg(long, env = "GRAPHTAPE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve TLS with a fresh self-signed certificate; its PEM is written next to the
+    /// database and its path printed (`tls cert=...`). For local testing.
+    #[arg(long, env = "GRAPHTAPE_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
+    pub tls_self_signed: bool,
+
+    /// Serve the API listener over TLS too, with the same certificate.
+    #[arg(long, env = "GRAPHTAPE_API_TLS")]
+    pub api_tls: bool,
 }
 
 #[derive(Debug, Args)]

@@ -7,14 +7,18 @@ use http::Uri;
 /// A problem with a setting, naming the flag so the user knows what to change.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("--upstream {value:?}: {reason}")]
-    Upstream { value: String, reason: String },
+    #[error("{flag} {value:?}: {reason}")]
+    Url {
+        flag: &'static str,
+        value: String,
+        reason: String,
+    },
     #[error("--max-body {value:?}: {reason}")]
     Size { value: String, reason: String },
 }
 
-/// The one upstream graphtape forwards API calls to: scheme, authority and an optional
-/// base path that is put in front of every request path.
+/// A base URL graphtape forwards to (the upstream, the bot): scheme, authority and an
+/// optional base path that is put in front of every request path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
     pub scheme: String,
@@ -25,7 +29,13 @@ pub struct Upstream {
 impl Upstream {
     /// Parses `https://graph.microsoft.com` or `http://127.0.0.1:9000/prefix`.
     pub fn parse(value: &str) -> Result<Upstream, ConfigError> {
-        let err = |reason: &str| ConfigError::Upstream {
+        Self::parse_flag("--upstream", value)
+    }
+
+    /// Like [`Upstream::parse`], naming `flag` in errors.
+    pub fn parse_flag(flag: &'static str, value: &str) -> Result<Upstream, ConfigError> {
+        let err = |reason: &str| ConfigError::Url {
+            flag,
             value: value.to_string(),
             reason: reason.to_string(),
         };
@@ -50,6 +60,17 @@ impl Upstream {
             authority: authority.as_str().to_string(),
             base_path: uri.path().trim_end_matches('/').to_string(),
         })
+    }
+
+    /// The host name alone (no port, no brackets).
+    pub fn host(&self) -> &str {
+        let authority = self.authority.as_str();
+        if let Some(rest) = authority.strip_prefix('[') {
+            return rest.split(']').next().unwrap_or(rest);
+        }
+        authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host)
     }
 
     /// The upstream URI for a request path (with query) as the bot sent it.
@@ -113,6 +134,9 @@ mod tests {
         let p = Upstream::parse("http://127.0.0.1:9000/prefix/").unwrap();
         assert_eq!(p.join("/a").to_string(), "http://127.0.0.1:9000/prefix/a");
         assert_eq!(p.to_string(), "http://127.0.0.1:9000/prefix");
+        assert_eq!(p.host(), "127.0.0.1");
+        assert_eq!(u.host(), "graph.microsoft.com");
+        assert_eq!(Upstream::parse("http://[::1]:80").unwrap().host(), "::1");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::cli::{Cli, Command};
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Record(args) => record::run(&cli.db, args),
+        Command::Record(args) => record::run(&cli.db, *args),
         Command::Sessions(args) => sessions::run(&cli.db, &args),
         Command::Export(args) => export::run(&cli.db, &args),
         Command::Import(args) => import::run(&cli.db, &args),

@@ -1,41 +1,152 @@
 //! `graphtape record`: run the recording proxy until SIGINT/SIGTERM.
 
 use std::io::Write;
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 use crate::cli::RecordArgs;
 use crate::clock::{format_unix_micros, SessionClock};
 use crate::config::{parse_size, Upstream};
 use crate::proxy::api::ApiProxy;
-use crate::proxy::Forwarder;
+use crate::proxy::callback::CallbackProxy;
+use crate::proxy::{CallbackRoutes, Forwarder, Relay};
 use crate::redact::Redactor;
 use crate::server::{listen_url, serve};
-use crate::store::{self, Access};
-use crate::tls;
+use crate::store::{self, Access, Recorder};
+use crate::tls::{self, CertSource};
+
+/// The settings `record` runs with, checked as a whole before anything starts.
+struct Plan {
+    upstream: Upstream,
+    bot: Option<Upstream>,
+    public_url: Option<Upstream>,
+    max_body: usize,
+    upstream_timeout: Duration,
+    bot_timeout: Duration,
+    cert: Option<CertSource>,
+}
+
+impl Plan {
+    fn from_args(args: &RecordArgs, db: &Path) -> anyhow::Result<Plan> {
+        let upstream = Upstream::parse(&args.upstream)?;
+        let bot = args
+            .bot_url
+            .as_deref()
+            .map(|u| Upstream::parse_flag("--bot-url", u))
+            .transpose()?;
+        let public_url = args
+            .public_url
+            .as_deref()
+            .map(|u| Upstream::parse_flag("--public-url", u))
+            .transpose()?;
+        let upstream_timeout = seconds("--upstream-timeout", args.upstream_timeout)?;
+        let bot_timeout = seconds("--bot-timeout", args.bot_timeout)?;
+        if args.callback_listen.is_none() {
+            for (given, flag) in [
+                (bot.is_some(), "--bot-url"),
+                (public_url.is_some(), "--public-url"),
+            ] {
+                if given {
+                    bail!("{flag} needs --callback-listen: notifications must reach graphtape");
+                }
+            }
+        }
+        let cert = match (&args.tls_cert, &args.tls_key, args.tls_self_signed) {
+            (Some(cert), Some(key), _) => Some(CertSource::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            (None, None, true) => Some(CertSource::SelfSigned {
+                names: self_signed_names(args, public_url.as_ref()),
+                write_to: cert_path_beside(db),
+            }),
+            _ => None,
+        };
+        if args.api_tls && cert.is_none() {
+            bail!("--api-tls needs a certificate: --tls-cert and --tls-key, or --tls-self-signed");
+        }
+        if cert.is_some() && args.callback_listen.is_none() && !args.api_tls {
+            bail!("a TLS certificate was given but no listener uses it: add --callback-listen or --api-tls");
+        }
+        Ok(Plan {
+            upstream,
+            bot,
+            public_url,
+            max_body: parse_size(&args.max_body)?,
+            upstream_timeout,
+            bot_timeout,
+            cert,
+        })
+    }
+}
+
+fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
+    if !(value.is_finite() && value > 0.0) {
+        bail!("{flag} {value}: give a positive number of seconds");
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+/// Names a self-signed certificate must cover for local clients and Graph stand-ins.
+fn self_signed_names(args: &RecordArgs, public_url: Option<&Upstream>) -> Vec<String> {
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    for addr in [Some(args.api_listen), args.callback_listen]
+        .into_iter()
+        .flatten()
+    {
+        if !addr.ip().is_unspecified() {
+            names.push(addr.ip().to_string());
+        }
+    }
+    if let Some(public) = public_url {
+        names.push(public.host().to_string());
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// `graphtape.db` → `graphtape-cert.pem` in the same folder.
+fn cert_path_beside(db: &Path) -> PathBuf {
+    let stem = db
+        .file_stem()
+        .map_or_else(|| "graphtape".into(), |s| s.to_string_lossy().to_string());
+    db.with_file_name(format!("{stem}-cert.pem"))
+}
+
+fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<(std::net::TcpListener, SocketAddr)> {
+    let listener = std::net::TcpListener::bind(addr)
+        .with_context(|| format!("{flag} {addr}: cannot listen"))?;
+    listener.set_nonblocking(true)?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
 
 pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
-    let upstream = Upstream::parse(&args.upstream)?;
-    let max_body = parse_size(&args.max_body)?;
-    if !(args.upstream_timeout.is_finite() && args.upstream_timeout > 0.0) {
-        anyhow::bail!(
-            "--upstream-timeout {}: give a positive number of seconds",
-            args.upstream_timeout
-        );
-    }
+    let plan = Plan::from_args(&args, db)?;
     let client_tls = tls::client_config(args.upstream_ca.as_deref())?;
+    let server_tls = plan
+        .cert
+        .as_ref()
+        .map(tls::server_config)
+        .transpose()?
+        .map(TlsAcceptor::from);
     // Bind before touching the database, so a busy port leaves no empty session behind.
-    let api_listener = std::net::TcpListener::bind(args.api_listen)
-        .with_context(|| format!("--api-listen {}: cannot listen", args.api_listen))?;
-    api_listener.set_nonblocking(true)?;
-    let api_addr = api_listener.local_addr()?;
+    let (api_listener, api_addr) = bind(args.api_listen, "--api-listen")?;
+    let callback = args
+        .callback_listen
+        .map(|addr| bind(addr, "--callback-listen"))
+        .transpose()?;
 
     let conn = store::open(db, Access::Create)?;
+    let key = store::redaction_key(&conn)?;
     let redactor = if args.keep_secrets {
         tracing::warn!(
             "--keep-secrets: credentials will be stored IN CLEAR in {}",
@@ -43,8 +154,13 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         );
         Redactor::disabled()
     } else {
-        Redactor::new(&store::redaction_key(&conn)?)
+        Redactor::new(&key)
     };
+    let routes = Arc::new(CallbackRoutes::new(
+        &key,
+        plan.public_url.as_ref().map(|u| u.to_string()).as_deref(),
+        store::load_routes(&conn)?,
+    ));
     let clock = Arc::new(SessionClock::start());
     let name = match args.session.clone() {
         Some(name) => name,
@@ -52,23 +168,38 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
     };
     let config = serde_json::json!({
         "graphtape": env!("CARGO_PKG_VERSION"),
-        "upstream": upstream.to_string(),
+        "upstream": plan.upstream.to_string(),
         "upstream_ca": args.upstream_ca.as_ref().map(|p| p.display().to_string()),
         "upstream_timeout_s": args.upstream_timeout,
         "api_listen": api_addr.to_string(),
-        "max_body": max_body,
+        "api_tls": args.api_tls,
+        "callback_listen": callback.as_ref().map(|(_, addr)| addr.to_string()),
+        "callback_tls": callback.is_some() && server_tls.is_some(),
+        "public_url": plan.public_url.as_ref().map(|u| u.to_string()),
+        "bot_url": plan.bot.as_ref().map(|u| u.to_string()),
+        "bot_timeout_s": args.bot_timeout,
+        "max_body": plan.max_body,
         "on_store_error": format!("{:?}", args.on_store_error).to_lowercase(),
         "keep_secrets": args.keep_secrets,
     });
     let session_id = store::create_session(&conn, &name, clock.wall_start_us(), &config)?;
-    let (recorder, writer) = store::spawn_writer(conn, session_id, redactor, max_body);
+    let (recorder, writer) = store::spawn_writer(conn, session_id, redactor, plan.max_body);
 
-    let proxy = Arc::new(ApiProxy {
-        upstream,
-        forwarder: Forwarder::new(client_tls, Duration::from_secs_f64(args.upstream_timeout)),
+    let relay = |recorder: Recorder, timeout| Relay {
+        forwarder: Forwarder::new(client_tls.clone(), timeout),
         clock: clock.clone(),
         recorder,
         policy: args.on_store_error,
+    };
+    let api = Arc::new(ApiProxy {
+        upstream: plan.upstream,
+        relay: relay(recorder.clone(), plan.upstream_timeout),
+        routes: routes.clone(),
+    });
+    let callback_proxy = Arc::new(CallbackProxy {
+        bot: plan.bot,
+        relay: relay(recorder, plan.bot_timeout),
+        routes,
     });
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -76,25 +207,48 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     let session = name.clone();
+    let api_tls = args.api_tls.then(|| server_tls.clone()).flatten();
     let served = runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::from_std(api_listener)?;
+        let (stop_tx, stop_rx) = watch::channel(());
+        let mut servers = Vec::new();
         let mut out = std::io::stdout().lock();
         writeln!(out, "recording session={name} db={}", db.display())?;
-        writeln!(out, "listening api={}", listen_url(api_addr, false))?;
+        if let Some(CertSource::SelfSigned { write_to, .. }) = &plan.cert {
+            writeln!(out, "tls cert={}", write_to.display())?;
+        }
+        writeln!(
+            out,
+            "listening api={}",
+            listen_url(api_addr, api_tls.is_some())
+        )?;
+        servers.push(tokio::spawn(serve(
+            tokio::net::TcpListener::from_std(api_listener)?,
+            api_tls,
+            move |req| api.clone().handle(req),
+            stopped(stop_rx.clone()),
+        )));
+        if let Some((listener, addr)) = callback {
+            writeln!(
+                out,
+                "listening callback={}",
+                listen_url(addr, server_tls.is_some())
+            )?;
+            servers.push(tokio::spawn(serve(
+                tokio::net::TcpListener::from_std(listener)?,
+                server_tls,
+                move |req| callback_proxy.clone().handle(req),
+                stopped(stop_rx),
+            )));
+        }
         out.flush()?;
         drop(out);
 
-        let (stop_tx, stop_rx) = watch::channel(());
-        let api = tokio::spawn(serve(
-            listener,
-            None,
-            move |req| proxy.clone().handle(req),
-            stopped(stop_rx),
-        ));
         wait_for_signal().await?;
         tracing::info!("stopping: finishing in-flight exchanges");
         drop(stop_tx);
-        api.await?;
+        for server in servers {
+            server.await?;
+        }
         anyhow::Ok(())
     });
     // Connection tasks still running after the drain deadline hold recorders; ending
@@ -103,13 +257,13 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
     let health = writer.finish(clock.now_us());
     served?;
 
-    let unrecorded = health.unrecorded();
     eprintln!(
         "graphtape: session {session} recorded: {} exchanges in {}",
         health.recorded(),
         db.display()
     );
-    if unrecorded > 0 {
+    let unrecorded = health.unrecorded();
+    if unrecorded > 0 || health.has_failed() {
         eprintln!(
             "graphtape: error: {unrecorded} exchanges passed through but were NOT recorded; last store error: {}",
             health.last_error().unwrap_or_default()
@@ -127,17 +281,13 @@ fn default_name(conn: &rusqlite::Connection, wall_us: i64) -> anyhow::Result<Str
         .filter(|c| c.is_ascii_digit() || *c == 'T')
         .collect();
     let base = format!("rec-{}", stamp.replace('T', "-"));
-    for n in 1.. {
-        let candidate = if n == 1 {
-            base.clone()
-        } else {
-            format!("{base}-{n}")
-        };
-        if store::find_session(conn, &candidate).is_err() {
-            return Ok(candidate);
-        }
+    let mut candidate = base.clone();
+    let mut n = 1;
+    while store::find_session(conn, &candidate).is_ok() {
+        n += 1;
+        candidate = format!("{base}-{n}");
     }
-    unreachable!("an unbounded search always returns")
+    Ok(candidate)
 }
 
 async fn stopped(mut rx: watch::Receiver<()>) {

@@ -19,11 +19,35 @@ use crate::clock::SessionClock;
 use crate::proxy::capture::read_body;
 use crate::proxy::error_chain;
 
+/// How a forward failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// No connection (refused, DNS, TLS handshake).
+    Unreachable,
+    /// No complete answer within the deadline.
+    Timeout,
+    /// The answer broke off midway.
+    Reset,
+    /// Anything else the client reported.
+    Other,
+}
+
+impl FailureKind {
+    /// The suffix of the error code in graphtape's error body (`upstreamTimeout`).
+    pub fn suffix(self) -> &'static str {
+        match self {
+            FailureKind::Unreachable => "Unreachable",
+            FailureKind::Timeout => "Timeout",
+            FailureKind::Reset => "Reset",
+            FailureKind::Other => "Error",
+        }
+    }
+}
+
 /// Why a forward did not complete.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForwardError {
-    /// A stable code for the error body (`upstreamUnreachable`, ...).
-    pub code: &'static str,
+    pub kind: FailureKind,
     /// What happened, with the underlying cause.
     pub message: String,
 }
@@ -86,7 +110,7 @@ impl Forwarder {
                     Ok(())
                 }
                 Some(reason) => Err(ForwardError {
-                    code: "upstreamReset",
+                    kind: FailureKind::Reset,
                     message: format!("{target} failed mid-response: {reason}"),
                 }),
             }
@@ -96,7 +120,7 @@ impl Forwarder {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(e),
             Err(_) => Some(ForwardError {
-                code: "upstreamTimeout",
+                kind: FailureKind::Timeout,
                 message: format!(
                     "{target} did not answer within {}s",
                     self.timeout.as_secs_f64()
@@ -108,13 +132,13 @@ impl Forwarder {
 }
 
 fn request_error(target: &str, e: &hyper_util::client::legacy::Error) -> ForwardError {
-    let code = if e.is_connect() {
-        "upstreamUnreachable"
+    let kind = if e.is_connect() {
+        FailureKind::Unreachable
     } else {
-        "upstreamError"
+        FailureKind::Other
     };
     ForwardError {
-        code,
+        kind,
         message: format!("{target}: {}", error_chain(e)),
     }
 }

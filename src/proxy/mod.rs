@@ -4,12 +4,17 @@
 //! failed upstream, or passed through. Recording is the last phase and always runs.
 
 pub mod api;
+pub mod callback;
 mod capture;
 mod forward;
 mod headers;
+mod relay;
 pub mod reply;
+mod routes;
 
 pub use forward::Forwarder;
+pub use relay::Relay;
+pub use routes::{CallbackRoutes, NewRoute};
 
 /// An error and its sources, joined the way a user reads them: "a: b: c".
 pub fn error_chain(e: &dyn std::error::Error) -> String {

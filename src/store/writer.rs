@@ -13,8 +13,9 @@ use bytes::Bytes;
 use rusqlite::Connection;
 use tokio::sync::mpsc;
 
-use super::{insert_exchange, prepare, StoreError};
+use super::{insert_exchange, insert_route, prepare, StoreError};
 use crate::exchange::Exchange;
+use crate::proxy::NewRoute;
 use crate::redact::Redactor;
 
 /// How many captured exchanges may wait for the writer before the proxy waits.
@@ -24,6 +25,7 @@ const BATCH: usize = 256;
 
 enum WriteOp {
     Exchange(Box<Exchange<Bytes>>),
+    Route(NewRoute),
     End { ended_us: i64 },
 }
 
@@ -79,6 +81,17 @@ impl Recorder {
     pub async fn record(&self, ex: Exchange<Bytes>) {
         if self.tx.send(WriteOp::Exchange(Box::new(ex))).await.is_err() {
             self.health.lost(1, "the store writer has stopped".into());
+        }
+    }
+
+    /// Queues a callback route for storage. The route is already live in memory; this
+    /// makes it survive a restart.
+    pub async fn route(&self, route: NewRoute) {
+        if self.tx.send(WriteOp::Route(route)).await.is_err() {
+            self.health.lost(
+                0,
+                "the store writer stopped; a callback route was not saved".into(),
+            );
         }
     }
 
@@ -163,6 +176,8 @@ impl Writer {
             while let Some(op) = next {
                 match op {
                     WriteOp::Exchange(ex) => batch.push(*ex),
+                    // Routes are rare and must not wait behind a batch: write at once.
+                    WriteOp::Route(route) => self.route(&route),
                     WriteOp::End { ended_us } => ended = Some(ended_us),
                 }
                 next = if batch.len() < BATCH {
@@ -215,6 +230,14 @@ impl Writer {
                     }
                 }
             }
+        }
+    }
+
+    fn route(&mut self, route: &NewRoute) {
+        let now = crate::clock::unix_micros(std::time::SystemTime::now());
+        if let Err(e) = insert_route(&self.conn, &route.token, &route.target, now) {
+            self.health
+                .lost(0, format!("saving the callback route {}: {e}", route.token));
         }
     }
 
