@@ -21,19 +21,19 @@ pub fn run(db: &Path, args: &SessionsArgs) -> anyhow::Result<ExitCode> {
     } else {
         writeln!(
             out,
-            "{:<28} {:<27} {:>10} {:>6} {:>6} {:>10} {:>10}",
-            "NAME", "STARTED (UTC)", "DURATION", "CALLS", "API", "CALLBACKS", "UNRECORDED"
+            "{:<28} {:<27} {:>10} {:>6} {:>6} {:>14} {:>10}",
+            "NAME", "STARTED (UTC)", "DURATION", "CALLS", "API", "NOTIFICATIONS", "UNRECORDED"
         )?;
         for s in &sessions {
             writeln!(
                 out,
-                "{:<28} {:<27} {:>10} {:>6} {:>6} {:>10} {:>10}",
+                "{:<28} {:<27} {:>10} {:>6} {:>6} {:>14} {:>10}",
                 s.info.name,
                 format_unix_micros(s.info.started_unix_us),
                 duration(s),
                 s.calls,
                 s.api_exchanges,
-                s.notifications_posts,
+                s.notifications,
                 s.info.unrecorded
             )?;
         }
@@ -61,7 +61,8 @@ fn summary_json(s: &SessionSummary) -> serde_json::Value {
         "ended": s.info.ended_us.is_some(),
         "calls": s.calls,
         "api_exchanges": s.api_exchanges,
-        "callbacks": s.notifications_posts,
+        "callbacks": s.callbacks,
+        "notifications": s.notifications,
         "unrecorded": s.info.unrecorded,
     })
 }

@@ -20,7 +20,11 @@ pub struct SessionInfo {
 pub struct SessionSummary {
     pub info: SessionInfo,
     pub api_exchanges: u64,
-    pub notifications_posts: u64,
+    /// Callback POSTs (each may carry several notifications).
+    pub callbacks: u64,
+    /// Notifications inside those POSTs.
+    pub notifications: u64,
+    /// Distinct calls named by API exchanges or notifications.
     pub calls: u64,
     /// Offset of the last thing that happened, for sessions that never recorded an end.
     pub last_event_us: Option<i64>,
@@ -79,9 +83,13 @@ pub fn list_sessions(conn: &Connection) -> Result<Vec<SessionSummary>, StoreErro
         "SELECT s.id, s.name, s.started_unix_us, s.ended_us, s.config, s.unrecorded,
                 (SELECT count(*) FROM exchanges e WHERE e.session_id = s.id AND e.direction = 'api'),
                 (SELECT count(*) FROM exchanges e WHERE e.session_id = s.id AND e.direction = 'callback'),
-                (SELECT count(DISTINCT call_id) FROM exchanges e WHERE e.session_id = s.id),
+                (SELECT count(*) FROM (
+                    SELECT call_id FROM exchanges e WHERE e.session_id = s.id AND call_id IS NOT NULL
+                    UNION
+                    SELECT call_id FROM notifications n WHERE n.session_id = s.id AND call_id IS NOT NULL)),
                 (SELECT max(coalesce(response_end_us, request_end_us, request_start_us))
-                   FROM exchanges e WHERE e.session_id = s.id)
+                   FROM exchanges e WHERE e.session_id = s.id),
+                (SELECT count(*) FROM notifications n WHERE n.session_id = s.id)
          FROM sessions s ORDER BY s.id",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -89,7 +97,8 @@ pub fn list_sessions(conn: &Connection) -> Result<Vec<SessionSummary>, StoreErro
         Ok(info.map(|info| SessionSummary {
             info,
             api_exchanges: r.get::<_, i64>(6).map(|n| n as u64).unwrap_or(0),
-            notifications_posts: r.get::<_, i64>(7).map(|n| n as u64).unwrap_or(0),
+            callbacks: r.get::<_, i64>(7).map(|n| n as u64).unwrap_or(0),
+            notifications: r.get::<_, i64>(10).map(|n| n as u64).unwrap_or(0),
             calls: r.get::<_, i64>(8).map(|n| n as u64).unwrap_or(0),
             last_event_us: r.get(9).unwrap_or(None),
         }))

@@ -29,6 +29,10 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 pub struct Graphtape {
     child: Child,
     pub api: String,
+    /// The callback listener's URL, when `--callback-listen` was given.
+    pub callback: Option<String>,
+    /// The self-signed certificate's PEM path, when `--tls-self-signed` was given.
+    pub cert: Option<std::path::PathBuf>,
     /// Everything written to stderr so far; the sender side closes at EOF.
     stderr: tokio::sync::watch::Receiver<(String, bool)>,
 }
@@ -66,19 +70,35 @@ impl Graphtape {
             err_tx.send_modify(|(_, eof)| *eof = true);
         });
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let api = tokio::time::timeout(DEADLINE, async {
+        let wants_callback = args.contains(&"--callback-listen");
+        let (mut api, mut callback, mut cert) = (None, None, None);
+        tokio::time::timeout(DEADLINE, async {
             while let Some(line) = lines.next_line().await.unwrap() {
                 if let Some(url) = line.strip_prefix("listening api=") {
-                    return url.to_string();
+                    api = Some(url.to_string());
+                } else if let Some(url) = line.strip_prefix("listening callback=") {
+                    callback = Some(url.to_string());
+                } else if let Some(path) = line.strip_prefix("tls cert=") {
+                    cert = Some(std::path::PathBuf::from(path));
+                }
+                if api.is_some() && (callback.is_some() || !wants_callback) {
+                    return;
                 }
             }
             panic!("graphtape exited before listening");
         })
         .await
-        .expect("graphtape did not print its listening line");
+        .expect("graphtape did not print its listening lines");
+        let api = api.unwrap();
         // Keep draining stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Graphtape { child, api, stderr }
+        Graphtape {
+            child,
+            api,
+            callback,
+            cert,
+            stderr,
+        }
     }
 
     /// Sends `signal` without waiting.
@@ -150,6 +170,7 @@ pub struct FakePeer {
     pub addr: SocketAddr,
     pub url: String,
     pub seen: Arc<Mutex<Vec<Seen>>>,
+    count: tokio::sync::watch::Receiver<usize>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -185,6 +206,8 @@ impl FakePeer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let (count_tx, count) = tokio::sync::watch::channel(0usize);
+        let count_tx = Arc::new(count_tx);
         let scheme = if tls.is_some() { "https" } else { "http" };
         let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
         let log = seen.clone();
@@ -197,10 +220,12 @@ impl FakePeer {
                 let handler = handler.clone();
                 let log = log.clone();
                 let tls = tls.clone();
+                let count_tx = count_tx.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<Incoming>| {
                         let handler = handler.clone();
                         let log = log.clone();
+                        let count_tx = count_tx.clone();
                         async move {
                             let (parts, body) = req.into_parts();
                             let body = body
@@ -214,7 +239,12 @@ impl FakePeer {
                                 headers: parts.headers,
                                 body,
                             };
-                            log.lock().unwrap().push(seen.clone());
+                            let n = {
+                                let mut log = log.lock().unwrap();
+                                log.push(seen.clone());
+                                log.len()
+                            };
+                            count_tx.send_replace(n);
                             Ok::<_, Infallible>(handler(seen).await)
                         }
                     });
@@ -240,8 +270,19 @@ impl FakePeer {
             addr,
             url: format!("{scheme}://{addr}"),
             seen,
+            count,
             _stop: stop_tx,
         }
+    }
+
+    /// Waits until at least `n` requests have arrived, and returns them all.
+    pub async fn wait_for(&self, n: usize) -> Vec<Seen> {
+        let mut count = self.count.clone();
+        tokio::time::timeout(DEADLINE, count.wait_for(|c| *c >= n))
+            .await
+            .unwrap_or_else(|_| panic!("expected {n} requests, got {}", self.seen().len()))
+            .unwrap();
+        self.seen()
     }
 
     /// The requests received so far.
@@ -333,4 +374,43 @@ pub fn exchanges(
 /// True if `needle` occurs in `haystack`.
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A port that was free a moment ago (for flags that must name the port up front,
+/// like `--public-url`).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An HTTP and HTTPS client trusting only the PEM certificates in `ca`, offering
+/// HTTP/2 and HTTP/1.1 by ALPN.
+pub fn tls_client(
+    ca: Option<&Path>,
+) -> Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in ca
+        .into_iter()
+        .flat_map(|ca| rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap())
+    {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .build();
+    Client::builder(TokioExecutor::new()).build(connector)
 }
