@@ -1,0 +1,25 @@
+//! The analysis behind `graphtape inspect`: pure functions from a stored session to
+//! what a person or a script needs to understand it.
+//!
+//! - [`timeline`]: the exchanges of both directions as one ordered list of events,
+//!   per-call summaries, filters, one-line and JSON renderings.
+//! - [`rules`]: ordering anomalies (notifications racing responses, states going
+//!   backwards, operations that never finish, duplicates, slow or failed acks).
+//! - [`har`]: the session as HAR 1.2, for browser dev tools and HTTP viewers.
+//!
+//! Input is always a session's exchanges in sequence order, as the store loads them;
+//! nothing here reads the database, prints, or panics on odd recordings.
+
+pub mod har;
+pub mod rules;
+pub mod timeline;
+mod view;
+
+#[cfg(test)]
+pub(crate) mod testutil;
+
+pub use har::har;
+pub use rules::{check, Finding, RuleInfo, Severity, RULES};
+pub use timeline::{
+    calls, event_json, render_line, timeline, CallSummary, Filter, NoteSummary, TimelineEvent,
+};

@@ -1,0 +1,9 @@
+//! Replay: graphtape plays Graph to a bot from a recording and re-delivers the recorded
+//! notifications, each released by the request that caused it, then reports where the
+//! bot behaved differently.
+
+pub mod auth;
+pub mod diff;
+pub mod matcher;
+pub mod plan;
+pub mod substitute;
