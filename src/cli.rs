@@ -36,6 +36,100 @@ pub enum Command {
     Export(ExportArgs),
     /// Load a recording file into the database as a new session.
     Import(ImportArgs),
+    /// Play Graph to a bot from a recording and re-deliver its notifications; exit 0 if
+    /// the bot behaved as recorded, 1 if not.
+    Replay(Box<ReplayArgs>),
+    /// Compare two sessions event by event.
+    Diff(DiffArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// A session in --db, or a recording file (graphtape/1 JSON).
+    pub source: String,
+
+    /// The bot's webhook base URL; each notification goes to this + the path it
+    /// reached when recorded.
+    #[arg(long, env = "GRAPHTAPE_BOT_URL")]
+    pub bot_url: String,
+
+    /// Where the bot's Graph client connects during the replay.
+    #[arg(long, env = "GRAPHTAPE_API_LISTEN", default_value = "127.0.0.1:7080")]
+    pub api_listen: SocketAddr,
+
+    /// Recorded gaps are divided by this (1 = recorded timing, 20 = twenty times faster).
+    #[arg(
+        long,
+        env = "GRAPHTAPE_SPEED",
+        default_value_t = 1.0,
+        conflicts_with = "fast"
+    )]
+    pub speed: f64,
+
+    /// Skip recorded gaps: each notification as soon as its cause allows.
+    #[arg(long, env = "GRAPHTAPE_FAST")]
+    pub fast: bool,
+
+    /// Replay only this call (any id spelling); repeatable.
+    #[arg(long = "call", value_name = "ID")]
+    pub calls: Vec<String>,
+
+    /// Write the verdict as JSON to this file.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+
+    /// Seconds to wait for a request the recording says comes next (a notification's
+    /// cause, a held response, the bot's last requests).
+    #[arg(long, env = "GRAPHTAPE_WAIT", default_value_t = 10.0)]
+    pub wait: f64,
+
+    /// Seconds without a request before the replay ends once everything was delivered
+    /// (catches extra requests).
+    #[arg(long, env = "GRAPHTAPE_SETTLE", default_value_t = 0.5)]
+    pub settle: f64,
+
+    /// How notifications are authenticated: sign (fresh tokens with graphtape's key,
+    /// JWKS served on the API listener), token:VALUE, or none.
+    #[arg(long, env = "GRAPHTAPE_CALLBACK_AUTH", default_value = "sign")]
+    pub callback_auth: String,
+
+    /// PKCS#8 PEM key (P-256 or RSA) for --callback-auth sign (default: one generated
+    /// and saved next to the database as <db>-signing-key.pem).
+    #[arg(long, env = "GRAPHTAPE_SIGNING_KEY")]
+    pub signing_key: Option<PathBuf>,
+
+    /// Name of the session that records this replay (default: <session>-replay-N).
+    #[arg(long, env = "GRAPHTAPE_RECORD_AS")]
+    pub record_as: Option<String>,
+
+    /// Deliver notifications only, on the recorded clock (the bot's API calls do not go
+    /// through graphtape).
+    #[arg(long, env = "GRAPHTAPE_NO_GRAPH")]
+    pub no_graph: bool,
+
+    /// Another JSON key to ignore when matching request bodies; repeatable.
+    #[arg(long = "ignore", value_name = "KEY")]
+    pub ignore: Vec<String>,
+
+    /// Another JSON key whose value the bot generates (learned and substituted like
+    /// clientContext); repeatable.
+    #[arg(long = "learn", value_name = "KEY")]
+    pub learn: Vec<String>,
+
+    /// Seconds the bot has to answer a notification.
+    #[arg(long, env = "GRAPHTAPE_BOT_TIMEOUT", default_value_t = 15.0)]
+    pub bot_timeout: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The first session (e.g. the recording).
+    pub a: String,
+    /// The second session (e.g. its replay).
+    pub b: String,
+    /// Unchanged events shown around each difference.
+    #[arg(long, default_value_t = 2)]
+    pub context: usize,
 }
 
 #[derive(Debug, Args)]

@@ -1,8 +1,10 @@
 //! One module per subcommand; each returns the exit code it wants.
 
+mod diff;
 mod export;
 mod import;
 mod record;
+mod replay;
 mod sessions;
 
 use std::process::ExitCode;
@@ -16,5 +18,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sessions(args) => sessions::run(&cli.db, &args),
         Command::Export(args) => export::run(&cli.db, &args),
         Command::Import(args) => import::run(&cli.db, &args),
+        Command::Replay(args) => replay::run(&cli.db, *args),
+        Command::Diff(args) => diff::run(&cli.db, &args),
     }
 }

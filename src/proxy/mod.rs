@@ -5,9 +5,9 @@
 
 pub mod api;
 pub mod callback;
-mod capture;
+pub mod capture;
 mod forward;
-mod headers;
+pub mod headers;
 mod relay;
 pub mod reply;
 mod routes;

@@ -89,23 +89,28 @@ impl Signer {
         let (der, generated) = if path.exists() {
             let key = PrivateKeyDer::from_pem_file(path).map_err(|e| key_err(e.to_string()))?;
             let PrivateKeyDer::Pkcs8(der) = key else {
-                return Err(key_err("expected a PKCS#8 key (-----BEGIN PRIVATE KEY-----)".into()));
+                return Err(key_err(
+                    "expected a PKCS#8 key (-----BEGIN PRIVATE KEY-----)".into(),
+                ));
             };
             (der.secret_pkcs8_der().to_vec(), false)
         } else {
-            let doc = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-                .map_err(|_| AuthError::Generate)?;
+            let doc =
+                EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                    .map_err(|_| AuthError::Generate)?;
             let der = doc.as_ref().to_vec();
             write_pem(path, &der)?;
             (der, true)
         };
-        let key = match EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &der, &rng) {
-            Ok(k) => Key::Ec(k),
-            Err(_) => Key::Rsa(
-                RsaKeyPair::from_pkcs8(&der)
-                    .map_err(|e| key_err(format!("not a P-256 or RSA key: {e}")))?,
-            ),
-        };
+        let key =
+            match EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &der, &rng)
+            {
+                Ok(k) => Key::Ec(k),
+                Err(_) => Key::Rsa(
+                    RsaKeyPair::from_pkcs8(&der)
+                        .map_err(|e| key_err(format!("not a P-256 or RSA key: {e}")))?,
+                ),
+            };
         let public = match &key {
             Key::Ec(k) => k.public_key().as_ref().to_vec(),
             Key::Rsa(k) => k.public().as_ref().to_vec(),
@@ -125,7 +130,11 @@ impl Signer {
     pub fn token(&self, claims: &JwtClaims, now_unix: i64) -> String {
         let header = json!({"alg": self.alg(), "typ": "JWT", "kid": self.kid});
         let mut payload = serde_json::Map::new();
-        for (name, value) in [("iss", &claims.iss), ("aud", &claims.aud), ("tid", &claims.tid)] {
+        for (name, value) in [
+            ("iss", &claims.iss),
+            ("aud", &claims.aud),
+            ("tid", &claims.tid),
+        ] {
             if let Some(v) = value {
                 payload.insert(name.into(), Value::String(v.clone()));
             }
@@ -145,7 +154,12 @@ impl Signer {
                 .unwrap_or_default(),
             Key::Rsa(k) => {
                 let mut sig = vec![0; k.public().modulus_len()];
-                match k.sign(&signature::RSA_PKCS1_SHA256, &self.rng, signing_input.as_bytes(), &mut sig) {
+                match k.sign(
+                    &signature::RSA_PKCS1_SHA256,
+                    &self.rng,
+                    signing_input.as_bytes(),
+                    &mut sig,
+                ) {
                     Ok(()) => sig,
                     Err(_) => Vec::new(),
                 }
@@ -160,7 +174,10 @@ impl Signer {
             Key::Ec(k) => {
                 // Uncompressed point: 0x04 || X || Y.
                 let point = k.public_key().as_ref();
-                let (x, y) = point.get(1..).unwrap_or_default().split_at(32.min(point.len().saturating_sub(1)));
+                let (x, y) = point
+                    .get(1..)
+                    .unwrap_or_default()
+                    .split_at(32.min(point.len().saturating_sub(1)));
                 json!({"kty": "EC", "crv": "P-256", "x": B64URL.encode(x), "y": B64URL.encode(y)})
             }
             Key::Rsa(k) => {
@@ -246,7 +263,10 @@ mod tests {
     fn modes_parse() {
         assert_eq!(AuthMode::parse("sign").unwrap(), AuthMode::Sign);
         assert_eq!(AuthMode::parse("none").unwrap(), AuthMode::None);
-        assert_eq!(AuthMode::parse("token:abc").unwrap(), AuthMode::Token("abc".into()));
+        assert_eq!(
+            AuthMode::parse("token:abc").unwrap(),
+            AuthMode::Token("abc".into())
+        );
         assert!(AuthMode::parse("token:").is_err());
         assert!(AuthMode::parse("jwt").is_err());
     }
@@ -265,10 +285,9 @@ mod tests {
         };
         let token = signer.token(&claims, 1_800_000_000);
         assert!(verify_es256(&token, &signer.jwks()));
-        let payload: Value = serde_json::from_slice(
-            &B64URL.decode(token.split('.').nth(1).unwrap()).unwrap(),
-        )
-        .unwrap();
+        let payload: Value =
+            serde_json::from_slice(&B64URL.decode(token.split('.').nth(1).unwrap()).unwrap())
+                .unwrap();
         assert_eq!(payload["iss"], "https://api.botframework.com");
         assert_eq!(payload["aud"], "app-id");
         assert_eq!(payload["exp"], 1_800_003_600);

@@ -4,6 +4,9 @@
 
 pub mod auth;
 pub mod diff;
+pub mod engine;
 pub mod matcher;
 pub mod plan;
+pub mod report;
+pub mod scheduler;
 pub mod substitute;

@@ -94,7 +94,9 @@ pub fn plan(exchanges: &[Exchange<StoredBody>], options: &PlanOptions) -> Plan {
             Direction::Api => {}
             Direction::Callback => {
                 let call = notification_call(ex);
-                if !wanted(&call) || ex.response.is_none() && ex.error.is_some() && ex.target.is_none() {
+                if !wanted(&call)
+                    || ex.response.is_none() && ex.error.is_some() && ex.target.is_none()
+                {
                     // Refused when recorded (unminted path): it never reached the bot.
                     continue;
                 }
@@ -197,7 +199,12 @@ mod tests {
 
     const CALL: &str = "57DAB8B1894C409AB240BD8BEAE78896";
 
-    fn ex(seq: u64, direction: Direction, start: i64, response_start: Option<i64>) -> Exchange<StoredBody> {
+    fn ex(
+        seq: u64,
+        direction: Direction,
+        start: i64,
+        response_start: Option<i64>,
+    ) -> Exchange<StoredBody> {
         Exchange {
             seq,
             direction,
@@ -255,10 +262,18 @@ mod tests {
         let p = plan(&session, &PlanOptions::default());
         assert_eq!(p.api, vec![1]);
         assert_eq!(p.api_calls, vec![Some(CALL.to_lowercase())]);
-        let anchors: Vec<(Anchor, i64)> = p.notifications.iter().map(|n| (n.anchor, n.gap_us)).collect();
+        let anchors: Vec<(Anchor, i64)> = p
+            .notifications
+            .iter()
+            .map(|n| (n.anchor, n.gap_us))
+            .collect();
         assert_eq!(
             anchors,
-            vec![(Anchor::Start, 0), (Anchor::Cause(0), 20_000), (Anchor::Cause(0), 40_000)]
+            vec![
+                (Anchor::Start, 0),
+                (Anchor::Cause(0), 20_000),
+                (Anchor::Cause(0), 40_000)
+            ]
         );
         assert_eq!(p.notifications[0].path, "/api/calls?tenant=1");
         assert_eq!(p.holds, vec![Vec::<usize>::new()]);
@@ -269,7 +284,7 @@ mod tests {
         let invite = format!("/v1.0/communications/calls/{CALL}/participants/invite");
         let session = vec![
             api(1, &invite, 1_000, 9_000),
-            note(2, CALL, "x", 5_000), // before the response (9 000)
+            note(2, CALL, "x", 5_000),  // before the response (9 000)
             note(3, CALL, "y", 12_000), // after it
         ];
         let p = plan(&session, &PlanOptions::default());

@@ -109,7 +109,7 @@ pub struct WriterHandle {
 
 impl WriterHandle {
     /// Records the session end and blocks until everything queued is committed. Call it
-    /// once the listeners have stopped; recorders still alive elsewhere only delay it.
+    /// once the listeners have stopped; anything recorded after it is counted as lost.
     pub fn finish(self, ended_us: i64) -> Arc<StoreHealth> {
         let WriterHandle { thread, recorder } = self;
         let health = recorder.health.clone();
@@ -189,7 +189,21 @@ impl Writer {
             self.write(std::mem::take(&mut batch));
             if let Some(ended_us) = ended {
                 self.end(ended_us);
-                // Recorders dropped late still drain through the loop and are counted.
+                // The session is over: refuse further sends (a recorder still alive
+                // counts them as lost) and store what was already queued.
+                rx.close();
+                let late: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok())
+                    .filter_map(|op| match op {
+                        WriteOp::Exchange(ex) => Some(*ex),
+                        WriteOp::Route(route) => {
+                            self.route(&route);
+                            None
+                        }
+                        WriteOp::End { .. } => None,
+                    })
+                    .collect();
+                self.write(late);
+                return;
             }
         }
     }

@@ -1,0 +1,329 @@
+//! `graphtape replay`: a recording becomes a repeatable test of a bot.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio::sync::watch;
+
+use crate::cli::ReplayArgs;
+use crate::clock::SessionClock;
+use crate::config::Upstream;
+use crate::exchange::{Exchange, StoredBody};
+use crate::graph::normalize_id;
+use crate::proxy::Forwarder;
+use crate::recording::read_recording;
+use crate::redact::Redactor;
+use crate::replay::auth::{AuthMode, CallbackAuth, Signer};
+use crate::replay::engine::Replay;
+use crate::replay::matcher::MatchRules;
+use crate::replay::plan::{plan, PlanOptions};
+use crate::replay::report::Divergence;
+use crate::replay::scheduler::{deliver_all, Delivery, Pace};
+use crate::replay::substitute::default_learn_keys;
+use crate::server::{listen_url, serve};
+use crate::store::{self, Access};
+use crate::tls;
+
+/// The recording to replay: its name and exchanges.
+struct Source {
+    name: String,
+    exchanges: Vec<Exchange<StoredBody>>,
+}
+
+/// A session in the database, or else a recording file.
+fn load_source(db: &Path, source: &str) -> anyhow::Result<Source> {
+    let as_file = Path::new(source);
+    if as_file.is_file() {
+        let loaded = read_recording(as_file)?;
+        return Ok(Source {
+            name: loaded.session.name,
+            exchanges: loaded.exchanges,
+        });
+    }
+    if !db.exists() && (source.ends_with(".json") || source.contains('/')) {
+        bail!(
+            "{source}: no such recording file (and no database at {} to find a session in)",
+            db.display()
+        );
+    }
+    let conn = store::open(db, Access::Existing)?;
+    let info = store::find_session(&conn, source)?;
+    Ok(Source {
+        name: info.name,
+        exchanges: store::load_exchanges(&conn, info.id)?,
+    })
+}
+
+fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
+    if !(value.is_finite() && value >= 0.0) {
+        bail!("{flag} {value}: give a number of seconds, 0 or more");
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+/// `<session>-replay-N`, the first N not taken.
+fn replay_name(conn: &rusqlite::Connection, session: &str) -> String {
+    (1..)
+        .map(|n| format!("{session}-replay-{n}"))
+        .find(|name| store::find_session(conn, name).is_err())
+        .unwrap_or_else(|| format!("{session}-replay"))
+}
+
+fn signing_key_path(db: &Path, given: Option<&PathBuf>) -> PathBuf {
+    given.cloned().unwrap_or_else(|| {
+        let stem = db
+            .file_stem()
+            .map_or_else(|| "graphtape".into(), |s| s.to_string_lossy().to_string());
+        db.with_file_name(format!("{stem}-signing-key.pem"))
+    })
+}
+
+pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let bot = Upstream::parse_flag("--bot-url", &args.bot_url)?;
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        bail!(
+            "--speed {}: give a positive factor (1 = recorded timing)",
+            args.speed
+        );
+    }
+    let pace = if args.fast {
+        Pace::Fast
+    } else {
+        Pace::Speed(args.speed)
+    };
+    let wait = seconds("--wait", args.wait)?;
+    let settle = seconds("--settle", args.settle)?;
+    let bot_timeout = seconds("--bot-timeout", args.bot_timeout)?;
+    let mode = AuthMode::parse(&args.callback_auth)?;
+    let mut calls = Vec::new();
+    for call in &args.calls {
+        match normalize_id(call) {
+            Some(id) => calls.push(id),
+            None => bail!("--call {call:?}: not a call id"),
+        }
+    }
+
+    let source = load_source(db, &args.source)?;
+    let source_name = source.name.clone();
+    if !calls.is_empty() {
+        let known: Vec<String> = crate::inspect::calls(&source.exchanges)
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        for (given, id) in args.calls.iter().zip(&calls) {
+            if !known.contains(id) {
+                bail!(
+                    "--call {given}: no such call in {} (calls: {})",
+                    source.name,
+                    known.join(", ")
+                );
+            }
+        }
+    }
+    let plan = plan(
+        &source.exchanges,
+        &PlanOptions {
+            calls,
+            no_graph: args.no_graph,
+        },
+    );
+
+    let auth = match mode {
+        AuthMode::None => CallbackAuth::None,
+        AuthMode::Token(t) => CallbackAuth::Token(t),
+        AuthMode::Sign => {
+            let path = signing_key_path(db, args.signing_key.as_ref());
+            let (signer, generated) = Signer::load_or_create(&path)?;
+            if generated {
+                println!("signing key={}", path.display());
+            }
+            CallbackAuth::Sign(Box::new(signer))
+        }
+    };
+
+    let listener = if args.no_graph {
+        None
+    } else {
+        let l = std::net::TcpListener::bind(args.api_listen)
+            .with_context(|| format!("--api-listen {}: cannot listen", args.api_listen))?;
+        l.set_nonblocking(true)?;
+        Some(l)
+    };
+    let api_addr = listener.as_ref().map(|l| l.local_addr()).transpose()?;
+
+    let conn = store::open(db, Access::Create)?;
+    let record_as = match &args.record_as {
+        Some(name) => name.clone(),
+        None => replay_name(&conn, &source.name),
+    };
+    let clock = Arc::new(SessionClock::start());
+    let config = serde_json::json!({
+        "graphtape": env!("CARGO_PKG_VERSION"),
+        "replay_of": source.name,
+        "bot_url": bot.to_string(),
+        "api_listen": api_addr.map(|a| a.to_string()),
+        "speed": if args.fast { serde_json::Value::from("fast") } else { args.speed.into() },
+        "calls": args.calls,
+        "callback_auth": args.callback_auth.split(':').next(),
+        "no_graph": args.no_graph,
+    });
+    let session_id = store::create_session(&conn, &record_as, clock.wall_start_us(), &config)?;
+    let redactor = Redactor::new(&store::redaction_key(&conn)?);
+    let (recorder, writer) = store::spawn_writer(conn, session_id, redactor, 16 << 20);
+
+    let mut rules = MatchRules::default();
+    rules.ignore_keys.extend(args.ignore.iter().cloned());
+    let mut learn = default_learn_keys();
+    learn.extend(args.learn.iter().cloned());
+    let self_url = api_addr.map(|a| listen_url(a, false)).unwrap_or_default();
+    let requests_recorded = plan.api.len();
+    let notifications_recorded = plan.notifications.len();
+    let replay = Arc::new(Replay::new(
+        plan,
+        source.exchanges,
+        rules,
+        learn,
+        wait,
+        clock.clone(),
+        recorder,
+        auth,
+        self_url.clone(),
+    ));
+    let delivery = Delivery {
+        bot: bot.clone(),
+        forwarder: Forwarder::new(tls::client_config(None)?, bot_timeout),
+        pace,
+        progress: std::io::stderr().is_terminal(),
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let engine = replay.clone();
+    let record_name = record_as.clone();
+    let ran = runtime.block_on(async move {
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "replaying session={} requests={requests_recorded} notifications={notifications_recorded} record-as={record_name}",
+            source.name
+        )?;
+        let (stop_tx, stop_rx) = watch::channel(());
+        let server = match listener {
+            Some(l) => {
+                writeln!(out, "listening api={self_url}")?;
+                let engine = engine.clone();
+                Some(tokio::spawn(serve(
+                    tokio::net::TcpListener::from_std(l)?,
+                    None,
+                    move |req| engine.clone().handle(req),
+                    async move {
+                        let mut rx = stop_rx;
+                        while rx.changed().await.is_ok() {}
+                    },
+                )))
+            }
+            None => None,
+        };
+        out.flush()?;
+        drop(out);
+        wait_for_bot(&bot, wait).await?;
+        deliver_all(engine.clone(), delivery, tokio::time::Instant::now()).await;
+        finish_requests(&engine, wait, settle).await;
+        drop(stop_tx);
+        if let Some(server) = server {
+            server.await?;
+        }
+        anyhow::Ok(())
+    });
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    let health = writer.finish(clock.now_us());
+    ran?;
+
+    for ordinal in replay.missing() {
+        let r = &replay.recorded[replay.plan.api[ordinal]];
+        let d = Divergence {
+            kind: "missing-request",
+            call: replay.plan.api_calls[ordinal].clone(),
+            recorded_seq: Some(r.seq),
+            replay_seq: None,
+            message: format!("{} {} was never made", r.request.method, r.request.path),
+        };
+        if let Ok(mut report) = replay.report.lock() {
+            report.diverged(d);
+        }
+    }
+    let builder = std::mem::take(
+        &mut *replay
+            .report
+            .lock()
+            .map_err(|_| anyhow::anyhow!("report lock poisoned"))?,
+    );
+    let report = builder.finish(
+        &source_name,
+        &record_as,
+        requests_recorded,
+        notifications_recorded,
+    );
+    print!("{}", report.render());
+    if let Some(path) = &args.report {
+        let json = serde_json::to_string_pretty(&report)? + "\n";
+        std::fs::write(path, json)
+            .with_context(|| format!("writing --report {}", path.display()))?;
+    }
+    if health.unrecorded() > 0 {
+        eprintln!(
+            "graphtape: warning: {} replay events were not recorded: {}",
+            health.unrecorded(),
+            health.last_error().unwrap_or_default()
+        );
+    }
+    Ok(if report.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Waits until the bot accepts connections, so the first notification does not race
+/// the bot's start-up.
+async fn wait_for_bot(bot: &Upstream, wait: Duration) -> anyhow::Result<()> {
+    let authority = bot.authority.clone();
+    let addr = if authority.contains(':') {
+        authority
+    } else if bot.scheme == "https" {
+        format!("{authority}:443")
+    } else {
+        format!("{authority}:80")
+    };
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        if tokio::net::TcpStream::connect(&addr).await.is_ok() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("--bot-url {bot}: nothing accepts connections at {addr} (waited {wait:?})");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// After the last notification: wait (up to --wait of silence) for recorded requests
+/// the bot has not made yet, then for --settle of silence to catch extra ones.
+async fn finish_requests(replay: &Replay, wait: Duration, settle: Duration) {
+    let mut activity = replay.activity.subscribe();
+    while !replay.missing().is_empty() {
+        if tokio::time::timeout(wait, activity.changed())
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    while let Ok(Ok(())) = tokio::time::timeout(settle, activity.changed()).await {}
+}

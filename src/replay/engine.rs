@@ -1,0 +1,385 @@
+//! The replay's shared state and its Graph side: the bot's API requests are matched
+//! against the recording and answered from it, and each match releases the
+//! notifications it caused.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, HOST};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::auth::CallbackAuth;
+use super::matcher::{LiveRequest, MatchOutcome, MatchRules, Matcher, RecordedRequest};
+use super::plan::Plan;
+use super::report::{Divergence, ReportBuilder};
+use super::substitute::Substitutions;
+use crate::clock::SessionClock;
+use crate::exchange::{Direction, Exchange, ResponseRecord, StoredBody};
+use crate::graph::ids_from_path;
+use crate::proxy::capture::Inbound;
+use crate::proxy::headers::{strip_hop_by_hop, to_record};
+use crate::proxy::reply::Body;
+use crate::store::Recorder;
+
+/// Everything the Graph side and the scheduler share.
+pub struct Replay {
+    pub plan: Plan,
+    /// The recorded session, in sequence order.
+    pub recorded: Vec<Exchange<StoredBody>>,
+    matcher: Mutex<Matcher>,
+    pub subs: Mutex<Substitutions>,
+    learn_keys: Vec<String>,
+    /// Per API ordinal: when the bot made that request in this replay.
+    arrivals: Vec<watch::Sender<Option<Instant>>>,
+    /// Per notification position: delivered (or given up on), so held responses go.
+    done: Vec<watch::Sender<bool>>,
+    /// Counts API requests, so the end of the replay can wait for stragglers without
+    /// missing one that arrives between two checks.
+    pub activity: watch::Sender<u64>,
+    pub report: Mutex<ReportBuilder>,
+    /// How long to wait for a cause or a held notification.
+    pub wait: Duration,
+    pub clock: Arc<SessionClock>,
+    pub recorder: Recorder,
+    pub auth: CallbackAuth,
+    /// The API listener's own URL, for the OpenID configuration.
+    pub self_url: String,
+}
+
+/// An answer to the bot, kept as parts so the replay session records exactly what
+/// was sent.
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Reply {
+    fn json(status: StatusCode, value: &serde_json::Value) -> Reply {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        Reply {
+            status,
+            headers,
+            body: Bytes::from(value.to_string()),
+        }
+    }
+
+    /// Graph's error shape, as graphtape's proxy answers.
+    fn error(status: StatusCode, code: &str, message: &str) -> Reply {
+        Reply::json(
+            status,
+            &serde_json::json!({
+                "error": { "code": code, "message": message, "innerError": { "source": "graphtape" } }
+            }),
+        )
+    }
+
+    fn response(&self) -> Response<Body> {
+        let mut resp = Response::new(Full::new(self.body.clone()));
+        *resp.status_mut() = self.status;
+        *resp.headers_mut() = self.headers.clone();
+        resp
+    }
+}
+
+/// Paths where a bot's token validator finds graphtape's keys.
+const OPENID_PATHS: &[&str] = &[
+    "/.well-known/openid-configuration",
+    "/v1/.well-known/openidconfiguration",
+];
+const JWKS_PATHS: &[&str] = &["/.well-known/jwks.json", "/v1/.well-known/keys"];
+
+impl Replay {
+    /// The shared state for a plan over `recorded`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        plan: Plan,
+        recorded: Vec<Exchange<StoredBody>>,
+        rules: MatchRules,
+        learn_keys: Vec<String>,
+        wait: Duration,
+        clock: Arc<SessionClock>,
+        recorder: Recorder,
+        auth: CallbackAuth,
+        self_url: String,
+    ) -> Replay {
+        let requests = plan
+            .api
+            .iter()
+            .map(|&i| {
+                let r = &recorded[i].request;
+                RecordedRequest {
+                    method: r.method.clone(),
+                    path: r.path.clone(),
+                    query: r.query.clone(),
+                    body: r.body.bytes.clone(),
+                }
+            })
+            .collect();
+        let arrivals = plan.api.iter().map(|_| watch::channel(None).0).collect();
+        let done = plan
+            .notifications
+            .iter()
+            .map(|_| watch::channel(false).0)
+            .collect();
+        Replay {
+            matcher: Mutex::new(Matcher::new(requests, rules)),
+            subs: Mutex::new(Substitutions::default()),
+            learn_keys,
+            arrivals,
+            done,
+            activity: watch::channel(0).0,
+            report: Mutex::new(ReportBuilder::default()),
+            wait,
+            clock,
+            recorder,
+            auth,
+            self_url,
+            plan,
+            recorded,
+        }
+    }
+
+    /// Waits for the bot to make recorded request `ordinal`; None after `--wait`.
+    pub async fn arrival(&self, ordinal: usize) -> Option<Instant> {
+        let mut rx = self.arrivals.get(ordinal)?.subscribe();
+        let waited = tokio::time::timeout(self.wait, rx.wait_for(Option::is_some)).await;
+        match waited {
+            Ok(Ok(at)) => *at,
+            _ => None,
+        }
+    }
+
+    /// Marks notification `position` as finished with (delivered or given up).
+    pub fn finished(&self, position: usize) {
+        if let Some(tx) = self.done.get(position) {
+            tx.send_replace(true);
+        }
+    }
+
+    /// Recorded requests the bot has not made (yet).
+    pub fn missing(&self) -> Vec<usize> {
+        self.matcher.lock().map(|m| m.missing()).unwrap_or_default()
+    }
+
+    /// Applies learned substitutions.
+    pub fn substitute(&self, body: &[u8]) -> Bytes {
+        let subs = self.subs.lock();
+        match subs.ok().and_then(|s| s.apply(body)) {
+            Some(changed) => Bytes::from(changed),
+            None => Bytes::copy_from_slice(body),
+        }
+    }
+
+    fn diverged(&self, d: Divergence) {
+        tracing::warn!(kind = d.kind, message = %d.message, "divergence");
+        if let Ok(mut report) = self.report.lock() {
+            report.diverged(d);
+        }
+    }
+
+    /// One API request from the bot, answered as Graph answered it when recorded.
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        let path = req.uri().path().to_string();
+        if let Some(doc) = self.discovery(&path) {
+            return doc;
+        }
+        let inbound = Inbound::receive(&self.clock, req).await;
+        self.activity.send_modify(|n| *n += 1);
+        let (reply, recorded_seq) = self.answer(&inbound).await;
+        let mut ex = inbound.into_exchange(Direction::Api);
+        ex.timing.response_start_us = Some(self.clock.now_us());
+        ex.timing.response_end_us = ex.timing.response_start_us;
+        ex.target = recorded_seq.map(|seq| format!("graphtape-replay:recorded#{seq}"));
+        ex.response = Some(ResponseRecord {
+            status: reply.status.as_u16(),
+            headers: to_record(&reply.headers),
+            body: reply.body.clone(),
+        });
+        self.recorder.record(ex).await;
+        reply.response()
+    }
+
+    async fn answer(&self, inbound: &Inbound) -> (Reply, Option<u64>) {
+        let live = LiveRequest {
+            method: inbound.parts.method.as_str(),
+            path: inbound.parts.uri.path(),
+            query: inbound.parts.uri.query(),
+            body: &inbound.body,
+        };
+        let outcome = match self.matcher.lock() {
+            Ok(mut m) => m.take(&live),
+            Err(_) => MatchOutcome::Unmatched { nearest: None },
+        };
+        let live_call = ids_from_path(live.path).call.map(|c| c.norm);
+        match outcome {
+            MatchOutcome::Matched(ordinal) => {
+                let recorded = &self.recorded[self.plan.api[ordinal]];
+                if let Ok(mut subs) = self.subs.lock() {
+                    subs.learn(
+                        &recorded.request.body.bytes,
+                        &inbound.body,
+                        &self.learn_keys,
+                    );
+                }
+                let call = self.plan.api_calls[ordinal].clone();
+                if let Ok(mut report) = self.report.lock() {
+                    report.matched(&call, ordinal);
+                }
+                if let Some(tx) = self.arrivals.get(ordinal) {
+                    tx.send_replace(Some(Instant::now()));
+                }
+                self.hold(ordinal, &call).await;
+                (self.recorded_reply(recorded), Some(recorded.seq))
+            }
+            MatchOutcome::Extra(ordinal) => {
+                let recorded = &self.recorded[self.plan.api[ordinal]];
+                self.diverged(Divergence {
+                    kind: "extra-request",
+                    call: self.plan.api_calls[ordinal].clone().or(live_call),
+                    recorded_seq: Some(recorded.seq),
+                    replay_seq: Some(inbound.seq),
+                    message: format!(
+                        "{} {} was made more often than recorded; answered as recorded #{}",
+                        live.method, live.path, recorded.seq
+                    ),
+                });
+                (self.recorded_reply(recorded), Some(recorded.seq))
+            }
+            MatchOutcome::Unmatched { nearest } => {
+                let (detail, nearest_json) = match &nearest {
+                    Some((ordinal, differences)) => {
+                        let r = &self.recorded[self.plan.api[*ordinal]];
+                        (
+                            format!(
+                                "; nearest recorded #{} {} {}: {}",
+                                r.seq,
+                                r.request.method,
+                                r.request.path,
+                                differences.join("; ")
+                            ),
+                            serde_json::json!({
+                                "seq": r.seq,
+                                "method": r.request.method,
+                                "path": r.request.path,
+                                "differences": differences,
+                            }),
+                        )
+                    }
+                    None => (String::new(), serde_json::Value::Null),
+                };
+                let message = format!(
+                    "{} {} matches no recorded request{detail}",
+                    live.method, live.path
+                );
+                self.diverged(Divergence {
+                    kind: "unmatched-request",
+                    call: live_call,
+                    recorded_seq: None,
+                    replay_seq: Some(inbound.seq),
+                    message: message.clone(),
+                });
+                let body = serde_json::json!({
+                    "error": {
+                        "code": "replayUnmatched",
+                        "message": message,
+                        "innerError": { "source": "graphtape", "nearest": nearest_json },
+                    }
+                });
+                (Reply::json(StatusCode::NOT_FOUND, &body), None)
+            }
+        }
+    }
+
+    /// Holds a response until the notifications that, when recorded, reached the bot
+    /// before it, have been delivered: this is how a recorded race is reproduced.
+    async fn hold(&self, ordinal: usize, call: &Option<String>) {
+        for &position in self.plan.holds.get(ordinal).into_iter().flatten() {
+            let Some(tx) = self.done.get(position) else {
+                continue;
+            };
+            let mut rx = tx.subscribe();
+            let waited = tokio::time::timeout(self.wait, rx.wait_for(|done| *done)).await;
+            if waited.is_err() {
+                let n = &self.plan.notifications[position];
+                self.diverged(Divergence {
+                    kind: "held-response-timeout",
+                    call: call.clone(),
+                    recorded_seq: Some(n.seq),
+                    replay_seq: None,
+                    message: format!(
+                        "the response was held for notification #{} which was not delivered within {:?}",
+                        n.seq, self.wait
+                    ),
+                });
+            }
+        }
+    }
+
+    /// The recorded answer, with learned substitutions applied; a recorded failure
+    /// (no response) is answered as graphtape answered it then.
+    fn recorded_reply(&self, recorded: &Exchange<StoredBody>) -> Reply {
+        let Some(resp) = &recorded.response else {
+            let message = recorded
+                .error
+                .clone()
+                .unwrap_or_else(|| "no response was recorded".into());
+            return Reply::error(StatusCode::BAD_GATEWAY, "upstreamError", &message);
+        };
+        let body = self.substitute(&resp.body.bytes);
+        let mut headers = HeaderMap::new();
+        for (name, value) in &resp.headers {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_bytes(value),
+            ) {
+                headers.append(name, value);
+            }
+        }
+        strip_hop_by_hop(&mut headers);
+        headers.remove(HOST);
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        Reply {
+            status: StatusCode::from_u16(resp.status).unwrap_or(StatusCode::OK),
+            headers,
+            body,
+        }
+    }
+
+    /// OpenID configuration and JWKS, when replay signs callback tokens.
+    fn discovery(&self, path: &str) -> Option<Response<Body>> {
+        let CallbackAuth::Sign(signer) = &self.auth else {
+            return None;
+        };
+        let doc = if OPENID_PATHS.contains(&path) {
+            let issuer = self
+                .recorded_claims()
+                .iss
+                .unwrap_or_else(|| "https://api.botframework.com".into());
+            signer.openid_configuration(&issuer, &format!("{}{}", self.self_url, JWKS_PATHS[0]))
+        } else if JWKS_PATHS.contains(&path) {
+            signer.jwks()
+        } else {
+            return None;
+        };
+        Some(Reply::json(StatusCode::OK, &doc).response())
+    }
+
+    /// The claims of the first recorded callback token (for the issuer).
+    pub fn recorded_claims(&self) -> crate::redact::JwtClaims {
+        self.recorded
+            .iter()
+            .filter(|e| e.direction == Direction::Callback)
+            .find_map(super::scheduler::claims_of)
+            .unwrap_or_default()
+    }
+}

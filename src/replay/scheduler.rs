@@ -1,0 +1,245 @@
+//! The notification side of a replay: re-sends the recorded notifications to the bot,
+//! one at a time in recorded order, each released by its cause and the recorded gap.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Version};
+use http_body_util::Full;
+use tokio::time::Instant;
+
+use super::auth::CallbackAuth;
+use super::engine::Replay;
+use super::plan::Anchor;
+use super::report::Divergence;
+use crate::config::Upstream;
+use crate::exchange::{
+    header, Direction, Exchange, RequestRecord, ResponseRecord, StoredBody, Timing,
+};
+use crate::proxy::headers::{strip_hop_by_hop, to_record};
+use crate::proxy::Forwarder;
+use crate::redact::{jwt_claims, parse_redacted, JwtClaims};
+
+/// How fast recorded gaps pass.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pace {
+    /// Recorded gaps divided by this factor (1 = real time).
+    Speed(f64),
+    /// No gaps: each notification as soon as its cause allows.
+    Fast,
+}
+
+impl Pace {
+    fn scale(self, gap_us: i64) -> Duration {
+        match self {
+            Pace::Fast => Duration::ZERO,
+            Pace::Speed(s) => Duration::from_secs_f64(gap_us.max(0) as f64 / 1e6 / s),
+        }
+    }
+}
+
+/// Where and how notifications are delivered.
+pub struct Delivery {
+    pub bot: Upstream,
+    pub forwarder: Forwarder,
+    pub pace: Pace,
+    /// Show a live progress line (stderr is a terminal).
+    pub progress: bool,
+}
+
+/// Delivers every planned notification; returns when all are delivered or given up.
+pub async fn deliver_all(replay: Arc<Replay>, delivery: Delivery, start: Instant) {
+    let total = replay.plan.notifications.len();
+    let mut missing_causes: Vec<usize> = Vec::new();
+    for (position, planned) in replay.plan.notifications.iter().enumerate() {
+        let anchor = match planned.anchor {
+            Anchor::Start => Some(start),
+            Anchor::Cause(ordinal) if missing_causes.contains(&ordinal) => None,
+            Anchor::Cause(ordinal) => {
+                let arrived = replay.arrival(ordinal).await;
+                if arrived.is_none() {
+                    missing_causes.push(ordinal);
+                }
+                arrived
+            }
+        };
+        let Some(anchor) = anchor else {
+            undelivered(&replay, position);
+            replay.finished(position);
+            continue;
+        };
+        let due = anchor + delivery.pace.scale(planned.gap_us);
+        sleep_precisely(due).await;
+        let late_us = Instant::now().saturating_duration_since(due).as_secs_f64() * 1e6;
+        deliver(&replay, &delivery, position, late_us).await;
+        replay.finished(position);
+        if delivery.progress {
+            let call = planned.call.as_deref().unwrap_or("-");
+            eprint!(
+                "\rreplay: {}/{total} notifications, {} requests pending, call {call}   ",
+                position + 1,
+                replay.missing().len()
+            );
+            let _ = std::io::stderr().flush();
+        }
+    }
+    if delivery.progress && total > 0 {
+        eprintln!();
+    }
+}
+
+/// tokio's timer has millisecond resolution: sleep to just before the deadline, then
+/// yield until it passes, for sub-millisecond release times.
+async fn sleep_precisely(deadline: Instant) {
+    const SPIN: Duration = Duration::from_micros(1500);
+    if let Some(early) = deadline.checked_sub(SPIN) {
+        if early > Instant::now() {
+            tokio::time::sleep_until(early).await;
+        }
+    }
+    while Instant::now() < deadline {
+        tokio::task::yield_now().await;
+    }
+}
+
+fn undelivered(replay: &Replay, position: usize) {
+    let planned = &replay.plan.notifications[position];
+    let cause = match planned.anchor {
+        Anchor::Cause(ordinal) => {
+            let r = &replay.recorded[replay.plan.api[ordinal]];
+            format!(
+                "its cause, recorded #{} {} {}, was never made within {:?}",
+                r.seq, r.request.method, r.request.path, replay.wait
+            )
+        }
+        Anchor::Start => "no cause".into(),
+    };
+    let d = Divergence {
+        kind: "notification-undelivered",
+        call: planned.call.clone(),
+        recorded_seq: Some(planned.seq),
+        replay_seq: None,
+        message: format!("not delivered: {cause}"),
+    };
+    if let Ok(mut report) = replay.report.lock() {
+        report.diverged(d);
+    }
+}
+
+async fn deliver(replay: &Replay, delivery: &Delivery, position: usize, late_us: f64) {
+    let planned = &replay.plan.notifications[position];
+    let recorded = &replay.recorded[planned.index];
+    let body = replay.substitute(&recorded.request.body.bytes);
+    let headers = outgoing_headers(recorded, &replay.auth, body.len());
+    let method = Method::from_bytes(recorded.request.method.as_bytes()).unwrap_or(Method::POST);
+    let mut req = Request::new(Full::new(body.clone()));
+    *req.method_mut() = method;
+    *req.uri_mut() = delivery.bot.join(&planned.path);
+    *req.headers_mut() = headers.clone();
+    *req.version_mut() = Version::HTTP_11;
+    let target = req.uri().to_string();
+
+    let clock = &replay.clock;
+    let seq = clock.next_seq();
+    let start = clock.now_us();
+    let outcome = delivery.forwarder.send(req, clock).await;
+    let status = outcome.head.as_ref().map(|h| h.status.as_u16());
+    let recorded_status = recorded.response.as_ref().map(|r| r.status);
+    let divergence = match (&outcome.error, status, recorded_status) {
+        (Some(e), _, _) => Some((
+            "notification-failed",
+            format!("the bot did not answer: {}", e.message),
+        )),
+        (None, Some(now), Some(then)) if now != then => Some((
+            "notification-status",
+            format!("the bot answered {now}, recorded {then}"),
+        )),
+        _ => None,
+    };
+    if let Ok(mut report) = replay.report.lock() {
+        // A notification the bot answered, whatever it answered, was delivered.
+        if outcome.error.is_none() {
+            report.delivered(&planned.call, late_us);
+        }
+        if let Some((kind, message)) = divergence {
+            report.diverged(Divergence {
+                kind,
+                call: planned.call.clone(),
+                recorded_seq: Some(planned.seq),
+                replay_seq: Some(seq),
+                message,
+            });
+        }
+    }
+    let ex = Exchange {
+        seq,
+        direction: Direction::Callback,
+        wall_start_us: clock.wall_start_us() + start,
+        timing: Timing {
+            request_start_us: start,
+            request_end_us: Some(start),
+            response_start_us: outcome.response_start_us,
+            response_end_us: outcome.response_end_us,
+        },
+        request: RequestRecord {
+            method: recorded.request.method.clone(),
+            path: planned.path.clone(),
+            query: None,
+            version: "HTTP/1.1".into(),
+            headers: to_record(&headers),
+            body,
+        },
+        target: Some(target),
+        forwarded_body: None,
+        response: outcome.head.map(|head| ResponseRecord {
+            status: head.status.as_u16(),
+            headers: to_record(&head.headers),
+            body: outcome.body,
+        }),
+        error: outcome.error.map(|e| e.message),
+    };
+    replay.recorder.record(ex).await;
+}
+
+/// The recorded headers, minus what belongs to the old hop and the old token, plus the
+/// token this replay sends.
+fn outgoing_headers(recorded: &Exchange<StoredBody>, auth: &CallbackAuth, len: usize) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in &recorded.request.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    strip_hop_by_hop(&mut headers);
+    headers.remove(HOST);
+    headers.remove(AUTHORIZATION);
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    let token = match auth {
+        CallbackAuth::Sign(signer) => {
+            let now = crate::clock::unix_micros(std::time::SystemTime::now()) / 1_000_000;
+            Some(signer.token(&claims_of(recorded).unwrap_or_default(), now))
+        }
+        CallbackAuth::Token(token) => Some(token.clone()),
+        CallbackAuth::None => None,
+    };
+    if let Some(value) = token.and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok()) {
+        headers.insert(AUTHORIZATION, value);
+    }
+    headers
+}
+
+/// The claims of a recorded notification's token: from graphtape's placeholder, or from
+/// the token itself when it was recorded in clear.
+pub fn claims_of(ex: &Exchange<StoredBody>) -> Option<JwtClaims> {
+    let value = header(&ex.request.headers, "authorization")?;
+    if let Some(redacted) = parse_redacted(value) {
+        return Some(redacted.claims);
+    }
+    let token = value.split_once(' ').map_or(value, |(_, t)| t);
+    jwt_claims(token)
+}

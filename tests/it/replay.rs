@@ -1,0 +1,650 @@
+//! `graphtape replay` and `graphtape diff`: record the seed flows with a simulated Graph
+//! and a scripted bot, then replay them to a fresh bot running the same script.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use bytes::Bytes;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+
+use crate::bot::*;
+use crate::graph_sim::*;
+use crate::util::*;
+
+fn join_body(callback: &str) -> Vec<u8> {
+    format!(r##"{{"@odata.type":"#microsoft.graph.call","callbackUri":"{callback}","requestedModalities":[],"mediaConfig":{{"@odata.type":"#microsoft.graph.serviceHostedMediaConfig"}},"meetingInfo":{{"@odata.type":"#microsoft.graph.organizerMeetingInfo"}}}}"##).into_bytes()
+}
+
+fn invite_body(client_context: &str) -> Vec<u8> {
+    format!(r##"{{"participants":[{{"@odata.type":"#microsoft.graph.invitationParticipantInfo","identity":{{"user":{{"id":"8A34A46B-3D17-4ADC-8DCE-DC4E7D572698"}}}}}}],"clientContext":"{client_context}"}}"##).into_bytes()
+}
+
+/// Incoming call: Graph (or replay) announces it, the bot answers on its own, waits for
+/// established, hangs up, waits for the end.
+async fn incoming_script(bot: &Bot) {
+    bot.peer.wait_for(3).await;
+    let (status, _) = bot
+        .graph(
+            "DELETE",
+            &format!("/v1.0/communications/calls/{}", dashed(INCOMING)),
+            b"",
+        )
+        .await;
+    assert_eq!(status, 204);
+    bot.peer.wait_for(4).await;
+}
+
+/// Join a meeting, invite (the completion races the response), hang up. Returns
+/// whether the completion had arrived when the invite's response did.
+async fn meeting_script(bot: &Bot, client_context: &str) -> bool {
+    let (status, body) = bot
+        .graph(
+            "POST",
+            "/v1.0/communications/calls",
+            &join_body(&bot.callback_uri()),
+        )
+        .await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    bot.peer.wait_for(2).await;
+    let (status, _) = bot
+        .graph(
+            "POST",
+            &format!(
+                "/v1.0/communications/calls/{}/participants/invite",
+                dashed(JOINED)
+            ),
+            &invite_body(client_context),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let raced = bot
+        .bodies()
+        .iter()
+        .any(|b| String::from_utf8_lossy(b).contains("\"completed\""));
+    bot.peer.wait_for(4).await;
+    let (status, _) = bot
+        .graph(
+            "DELETE",
+            &format!("/v1.0/communications/calls/{}", dashed(JOINED)),
+            b"",
+        )
+        .await;
+    assert_eq!(status, 204);
+    bot.peer.wait_for(5).await;
+    raced
+}
+
+#[derive(Clone, Copy)]
+enum Flow {
+    Incoming,
+    Meeting,
+    /// The bot only listens (for `--no-graph`): the incoming flow's four POSTs.
+    Listen,
+}
+
+/// Records `flow` as session `name` in `db`; returns the notification bodies the bot got.
+async fn record(db: &Path, name: &str, flow: Flow) -> Vec<Bytes> {
+    let sim = GraphSim::new(None);
+    let graph = FakePeer::start(sim.handler()).await;
+    let bot = Bot::start(Script::default()).await;
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let public = format!("http://127.0.0.1:{port}");
+    let gt = Graphtape::record(
+        db,
+        &[
+            "--upstream",
+            &graph.url,
+            "--session",
+            name,
+            "--callback-listen",
+            &listen,
+            "--public-url",
+            &public,
+            "--bot-url",
+            &bot.peer.url,
+        ],
+    )
+    .await;
+    bot.use_api(&gt.api);
+    match flow {
+        Flow::Incoming => {
+            let callback = gt.callback.clone().unwrap();
+            let posted = sim
+                .notify(&format!("{callback}{BOT_PATH}"), incoming_call())
+                .await;
+            assert_eq!(posted.status, 202);
+            incoming_script(&bot).await;
+        }
+        Flow::Meeting => assert!(
+            meeting_script(&bot, "ctx-recorded").await,
+            "the recording has the race"
+        ),
+        Flow::Listen => unreachable!("recordings are made with a Graph"),
+    }
+    let stopped = gt.stop().await;
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+    bot.bodies()
+}
+
+/// What a replay run gave.
+struct Replayed {
+    code: Option<i32>,
+    stdout: String,
+    report: serde_json::Value,
+    /// The race was reproduced (meeting flow).
+    raced: bool,
+}
+
+/// Replays `source` to `bot` while the bot runs the flow's script.
+async fn replay(
+    db: &Path,
+    source: &str,
+    bot: &Bot,
+    flow: Flow,
+    client_context: &str,
+    extra: &[&str],
+) -> Replayed {
+    let port = free_port();
+    let api = format!("http://127.0.0.1:{port}");
+    bot.use_api(&api);
+    let report_path = db.with_file_name(format!("report-{port}.json"));
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_graphtape"))
+        .arg("replay")
+        .arg(source)
+        .arg("--db")
+        .arg(db)
+        .args([
+            "--bot-url",
+            &bot.peer.url,
+            "--api-listen",
+            &format!("127.0.0.1:{port}"),
+            "--wait",
+            "2",
+            "--settle",
+            "0.2",
+        ])
+        .arg("--report")
+        .arg(&report_path)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let script = async {
+        match flow {
+            Flow::Incoming => {
+                incoming_script(bot).await;
+                false
+            }
+            Flow::Meeting => meeting_script(bot, client_context).await,
+            Flow::Listen => {
+                bot.peer.wait_for(4).await;
+                false
+            }
+        }
+    };
+    let (raced, status, out) = tokio::time::timeout(DEADLINE, async {
+        // The bot may call Graph only once replay listens.
+        let mut out = String::new();
+        let ready = if extra.contains(&"--no-graph") {
+            "replaying "
+        } else {
+            "listening api="
+        };
+        while !out.contains(ready) {
+            if stdout.read_line(&mut out).await.unwrap() == 0 {
+                break;
+            }
+        }
+        let raced = script.await;
+        stdout.read_to_string(&mut out).await.unwrap();
+        (raced, child.wait().await.unwrap(), out)
+    })
+    .await
+    .expect("replay did not finish");
+    let report = std::fs::read(&report_path)
+        .map(|b| serde_json::from_slice(&b).unwrap())
+        .unwrap_or_default();
+    Replayed {
+        code: status.code(),
+        stdout: out,
+        report,
+        raced,
+    }
+}
+
+#[tokio::test]
+async fn incoming_call_replays_exactly_and_repeatably() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    let recorded = record(&db, "incoming", Flow::Incoming).await;
+    assert_eq!(recorded.len(), 4);
+
+    let mut deliveries = Vec::new();
+    for run in 1..=2 {
+        let bot = Bot::start(Script::default()).await;
+        let r = replay(&db, "incoming", &bot, Flow::Incoming, "", &["--fast"]).await;
+        assert_eq!(r.code, Some(0), "run {run}: {}", r.stdout);
+        assert!(
+            r.stdout
+                .contains(&format!("record-as=incoming-replay-{run}")),
+            "{}",
+            r.stdout
+        );
+        assert_eq!(r.report["passed"], true);
+        assert_eq!(r.report["calls"][0]["requests_matched"], 2);
+        assert_eq!(r.report["calls"][0]["notifications_delivered"], 4);
+        // Exactly once each, in recorded order, bytes unchanged.
+        assert_eq!(bot.bodies(), recorded, "run {run}");
+        assert!(bot.peer.seen().iter().all(|s| s.uri == BOT_PATH));
+        deliveries.push(bot.bodies());
+    }
+    assert_eq!(
+        deliveries[0], deliveries[1],
+        "replaying twice gives identical deliveries"
+    );
+
+    // The replay is itself a session, and it matches the recording event by event.
+    let out = graphtape(&[
+        "diff",
+        "--db",
+        db.to_str().unwrap(),
+        "incoming",
+        "incoming-replay-1",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("no differences"), "{text}");
+}
+
+#[tokio::test]
+async fn meeting_replay_reproduces_the_race_and_echoes_the_bots_client_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    let recorded = record(&db, "meeting", Flow::Meeting).await;
+    let file = dir.path().join("meeting.json");
+    let out = graphtape(&[
+        "export",
+        "--db",
+        db.to_str().unwrap(),
+        "meeting",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+
+    // Straight from the file, into a fresh database, at recorded speed.
+    let fresh = dir.path().join("fresh.db");
+    let bot = Bot::start(Script::default()).await;
+    let r = replay(
+        &fresh,
+        file.to_str().unwrap(),
+        &bot,
+        Flow::Meeting,
+        "ctx-live",
+        &["--speed", "1"],
+    )
+    .await;
+    assert_eq!(r.code, Some(0), "{}", r.stdout);
+    assert!(
+        r.raced,
+        "the completion reached the bot before the invite's response, as recorded"
+    );
+    let expected: Vec<Bytes> = recorded
+        .iter()
+        .map(|b| Bytes::from(String::from_utf8_lossy(b).replace("ctx-recorded", "ctx-live")))
+        .collect();
+    assert_eq!(bot.bodies(), expected, "bytes equal after substitution");
+    assert!(String::from_utf8_lossy(&bot.bodies()[2]).contains("ctx-live"));
+    let t = &r.report["timing_error"];
+    assert_eq!(t["count"], 5);
+    assert!(t["max_us"].as_f64().unwrap() < 50_000.0, "{t}");
+}
+
+#[tokio::test]
+async fn a_bot_that_skips_a_request_fails_the_replay_naming_the_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    record(&db, "incoming", Flow::Incoming).await;
+    // This bot acknowledges the incoming call but never answers it.
+    let bot = Bot::start(Script {
+        answer_incoming: false,
+        ..Script::default()
+    })
+    .await;
+    bot.use_api("http://127.0.0.1:1");
+    let port = free_port();
+    let report = dir.path().join("r.json");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_graphtape"))
+        .args([
+            "replay",
+            "incoming",
+            "--db",
+            db.to_str().unwrap(),
+            "--bot-url",
+            &bot.peer.url,
+            "--fast",
+            "--wait",
+            "0.5",
+            "--settle",
+            "0.1",
+        ])
+        .args([
+            "--api-listen",
+            &format!("127.0.0.1:{port}"),
+            "--report",
+            report.to_str().unwrap(),
+        ])
+        .output();
+    let out = tokio::time::timeout(DEADLINE, out)
+        .await
+        .expect("replay did not finish")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let call = INCOMING.to_lowercase();
+    assert!(
+        text.contains(&format!("divergence missing-request [{call}]")),
+        "{text}"
+    );
+    assert!(
+        text.contains("divergence notification-undelivered"),
+        "{text}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(report["passed"], false);
+    let kinds: Vec<&str> = report["divergences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"missing-request"), "{kinds:?}");
+    // Only the incoming notification went out: the rest waited for the answer.
+    assert_eq!(bot.bodies().len(), 1);
+}
+
+#[tokio::test]
+async fn extra_requests_and_other_statuses_fail_the_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    record(&db, "incoming", Flow::Incoming).await;
+
+    // A bot that answers notifications with 500.
+    let bot = Bot::start(Script {
+        answer: Answer::Status(500),
+        answer_incoming: false,
+    })
+    .await;
+    let r = replay(
+        &db,
+        "incoming",
+        &bot,
+        Flow::Listen,
+        "",
+        &["--fast", "--no-graph"],
+    )
+    .await;
+    assert_eq!(r.code, Some(1), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("divergence notification-status"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("the bot answered 500, recorded 202"),
+        "{}",
+        r.stdout
+    );
+
+    // A bot that makes a request the recording never saw.
+    let bot = Bot::start(Script::default()).await;
+    let port = free_port();
+    bot.use_api(&format!("http://127.0.0.1:{port}"));
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_graphtape"))
+        .args([
+            "replay",
+            "incoming",
+            "--db",
+            db.to_str().unwrap(),
+            "--bot-url",
+            &bot.peer.url,
+            "--fast",
+            "--wait",
+            "2",
+            "--settle",
+            "0.3",
+        ])
+        .args(["--api-listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    incoming_script(&bot).await;
+    let (status, body) = bot
+        .graph(
+            "POST",
+            &format!(
+                "/v1.0/communications/calls/{}/participants/invite",
+                dashed(INCOMING)
+            ),
+            &invite_body("x"),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let diag: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(diag["error"]["code"], "replayUnmatched");
+    assert!(
+        diag["error"]["innerError"]["nearest"]["seq"].is_u64(),
+        "{diag}"
+    );
+    let out = tokio::time::timeout(DEADLINE, child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("divergence unmatched-request"), "{text}");
+
+    // diff shows where this replay departed from the recording.
+    let out = graphtape(&[
+        "diff",
+        "--db",
+        db.to_str().unwrap(),
+        "incoming",
+        "incoming-replay-2",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("+ ") && l.contains("invite")),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn signed_callback_tokens_verify_only_against_graphtapes_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    record(&db, "incoming", Flow::Incoming).await;
+    let port = free_port();
+    let trusting = Bot::start(Script {
+        answer: Answer::Verify {
+            jwks_url: format!("http://127.0.0.1:{port}/.well-known/jwks.json"),
+        },
+        ..Script::default()
+    })
+    .await;
+    trusting.use_api(&format!("http://127.0.0.1:{port}"));
+    let report = dir.path().join("r.json");
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_graphtape"))
+        .args([
+            "replay",
+            "incoming",
+            "--db",
+            db.to_str().unwrap(),
+            "--bot-url",
+            &trusting.peer.url,
+            "--fast",
+            "--wait",
+            "2",
+            "--settle",
+            "0.2",
+        ])
+        .args([
+            "--api-listen",
+            &format!("127.0.0.1:{port}"),
+            "--report",
+            report.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    incoming_script(&trusting).await;
+    let out = tokio::time::timeout(DEADLINE, child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(db.with_file_name("g-signing-key.pem").exists());
+    // The token carries the recorded issuer and audience.
+    let token = trusting.peer.seen()[0].headers["authorization"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let payload = token.split('.').nth(1).unwrap();
+    use base64::Engine;
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["iss"], "https://api.botframework.com");
+    assert_eq!(claims["aud"], "8a34a46b-3d17-4adc-8dce-dc4e7d572698");
+
+    // A bot that trusts other keys rejects every notification: the report shows 401s.
+    let other_keys = dir.path().join("other.pem");
+    let (other, _) = graphtape::replay::auth::Signer::load_or_create(&other_keys).unwrap();
+    let jwks = other.jwks().to_string();
+    let key_server = FakePeer::start(handler(move |_| {
+        let jwks = jwks.clone();
+        async move {
+            respond(
+                200,
+                &[("content-type", "application/json")],
+                jwks.as_bytes(),
+            )
+        }
+    }))
+    .await;
+    let sceptic = Bot::start(Script {
+        answer: Answer::Verify {
+            jwks_url: format!("{}/keys", key_server.url),
+        },
+        answer_incoming: false,
+    })
+    .await;
+    let r = replay(
+        &db,
+        "incoming",
+        &sceptic,
+        Flow::Listen,
+        "",
+        &["--fast", "--no-graph"],
+    )
+    .await;
+    assert_eq!(r.code, Some(1), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("the bot answered 401, recorded 202"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[tokio::test]
+async fn no_graph_delivers_notifications_on_the_recorded_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    let recorded = record(&db, "incoming", Flow::Incoming).await;
+    let bot = Bot::start(Script {
+        answer_incoming: false,
+        ..Script::default()
+    })
+    .await;
+    let r = replay(
+        &db,
+        "incoming",
+        &bot,
+        Flow::Listen,
+        "",
+        &["--no-graph", "--callback-auth", "none"],
+    )
+    .await;
+    assert_eq!(r.code, Some(0), "{}", r.stdout);
+    assert!(!r.stdout.contains("listening api="), "{}", r.stdout);
+    assert_eq!(bot.bodies(), recorded);
+    assert!(bot
+        .peer
+        .seen()
+        .iter()
+        .all(|s| !s.headers.contains_key("authorization")));
+}
+
+#[test]
+fn replay_input_errors_exit_2_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("none.db");
+    for (args, want) in [
+        (
+            vec!["replay", "missing.json", "--bot-url", "http://127.0.0.1:9"],
+            "no such recording file",
+        ),
+        (vec!["replay", "s", "--bot-url", "nowhere"], "--bot-url"),
+        (
+            vec![
+                "replay",
+                "s",
+                "--bot-url",
+                "http://127.0.0.1:9",
+                "--speed",
+                "0",
+            ],
+            "--speed",
+        ),
+        (
+            vec![
+                "replay",
+                "s",
+                "--bot-url",
+                "http://127.0.0.1:9",
+                "--callback-auth",
+                "jwt",
+            ],
+            "--callback-auth",
+        ),
+        (
+            vec!["replay", "s", "--bot-url", "http://127.0.0.1:9"],
+            "no database at",
+        ),
+    ] {
+        let mut full: Vec<&str> = args.clone();
+        full.extend(["--db", db.to_str().unwrap()]);
+        let out = graphtape(&full);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
