@@ -72,8 +72,7 @@ pub async fn deliver_all(replay: Arc<Replay>, delivery: Delivery, start: Instant
         };
         let due = anchor + delivery.pace.scale(planned.gap_us);
         sleep_precisely(due).await;
-        let late_us = Instant::now().saturating_duration_since(due).as_secs_f64() * 1e6;
-        deliver(&replay, &delivery, position, late_us).await;
+        deliver(&replay, &delivery, position, due).await;
         replay.finished(position);
         if delivery.progress {
             let call = planned.call.as_deref().unwrap_or("-");
@@ -128,7 +127,9 @@ fn undelivered(replay: &Replay, position: usize) {
     }
 }
 
-async fn deliver(replay: &Replay, delivery: &Delivery, position: usize, late_us: f64) {
+/// Sends one notification; `due` is its planned send time, measured against the moment
+/// the request is handed to the client.
+async fn deliver(replay: &Replay, delivery: &Delivery, position: usize, due: Instant) {
     let planned = &replay.plan.notifications[position];
     let recorded = &replay.recorded[planned.index];
     let body = replay.substitute(&recorded.request.body.bytes);
@@ -144,6 +145,7 @@ async fn deliver(replay: &Replay, delivery: &Delivery, position: usize, late_us:
     let clock = &replay.clock;
     let seq = clock.next_seq();
     let start = clock.now_us();
+    let late_us = Instant::now().saturating_duration_since(due).as_secs_f64() * 1e6;
     let outcome = delivery.forwarder.send(req, clock).await;
     let status = outcome.head.as_ref().map(|h| h.status.as_u16());
     let recorded_status = recorded.response.as_ref().map(|r| r.status);
