@@ -41,6 +41,58 @@ pub enum Command {
     Replay(Box<ReplayArgs>),
     /// Compare two sessions event by event.
     Diff(DiffArgs),
+    /// One line per call: id, first and last state, counts, duration.
+    Calls(CallsArgs),
+    /// The session's events in global order, both directions.
+    Show(ShowArgs),
+    /// Ordering anomalies per call; exit 1 if any at or above --fail-on.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CallsArgs {
+    /// A session in --db, or a recording file.
+    pub session: String,
+    /// One JSON object per call.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A session in --db, or a recording file.
+    pub session: String,
+    /// Only events about this call (any id spelling).
+    #[arg(long)]
+    pub call: Option<String>,
+    /// Only events from this sequence number on.
+    #[arg(long)]
+    pub since: Option<u64>,
+    /// One JSON object per event, for scripts.
+    #[arg(long)]
+    pub json: bool,
+    /// Never page, even on a terminal.
+    #[arg(long)]
+    pub no_pager: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// A session in --db, or a recording file.
+    pub session: String,
+    /// Only findings about this call (any id spelling).
+    #[arg(long)]
+    pub call: Option<String>,
+    /// One JSON object per finding.
+    #[arg(long)]
+    pub json: bool,
+    /// The least severity that makes the exit code 1: info, warning or error.
+    #[arg(long, default_value = "warning", value_parser = parse_severity)]
+    pub fail_on: crate::inspect::Severity,
+}
+
+fn parse_severity(value: &str) -> Result<crate::inspect::Severity, String> {
+    value.parse()
 }
 
 #[derive(Debug, Args)]
@@ -228,6 +280,17 @@ pub struct ExportArgs {
     /// Output file (default: standard output).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+
+    /// graphtape (the lossless recording format) or har (HAR 1.2, for dev tools).
+    #[arg(long, value_enum, default_value = "graphtape")]
+    pub format: ExportFormat,
+}
+
+/// What `export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Graphtape,
+    Har,
 }
 
 #[derive(Debug, Args)]

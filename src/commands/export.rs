@@ -6,14 +6,27 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::cli::ExportArgs;
+use crate::cli::{ExportArgs, ExportFormat};
+use crate::inspect::har;
 use crate::recording::{export_session, to_pretty};
-use crate::store::{open, Access};
+use crate::store::{find_session, load_exchanges, open, Access};
 
 pub fn run(db: &Path, args: &ExportArgs) -> anyhow::Result<ExitCode> {
     let conn = open(db, Access::Existing)?;
-    let doc = export_session(&conn, &args.session)?;
-    let text = to_pretty(&serde_json::to_value(&doc)?).into_bytes();
+    let text = match args.format {
+        ExportFormat::Graphtape => to_pretty(&serde_json::to_value(export_session(
+            &conn,
+            &args.session,
+        )?)?)
+        .into_bytes(),
+        ExportFormat::Har => {
+            let info = find_session(&conn, &args.session)?;
+            let exchanges = load_exchanges(&conn, info.id)?;
+            let mut text = serde_json::to_vec_pretty(&har(&info, &exchanges))?;
+            text.push(b'\n');
+            text
+        }
+    };
     match &args.output {
         None => std::io::stdout().lock().write_all(&text)?,
         Some(path) => {

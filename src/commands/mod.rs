@@ -1,11 +1,16 @@
 //! One module per subcommand; each returns the exit code it wants.
 
+mod calls;
+mod check;
 mod diff;
 mod export;
 mod import;
+mod output;
 mod record;
 mod replay;
 mod sessions;
+mod show;
+mod source;
 
 use std::process::ExitCode;
 
@@ -20,5 +25,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(args) => import::run(&cli.db, &args),
         Command::Replay(args) => replay::run(&cli.db, *args),
         Command::Diff(args) => diff::run(&cli.db, &args),
+        Command::Calls(args) => calls::run(&cli.db, &args),
+        Command::Show(args) => show::run(&cli.db, &args),
+        Command::Check(args) => check::run(&cli.db, &args),
     }
 }

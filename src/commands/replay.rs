@@ -9,13 +9,12 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use tokio::sync::watch;
 
+use super::source::{check_call, load};
 use crate::cli::ReplayArgs;
 use crate::clock::SessionClock;
 use crate::config::Upstream;
-use crate::exchange::{Exchange, StoredBody};
 use crate::graph::normalize_id;
 use crate::proxy::Forwarder;
-use crate::recording::read_recording;
 use crate::redact::Redactor;
 use crate::replay::auth::{AuthMode, CallbackAuth, Signer};
 use crate::replay::engine::Replay;
@@ -27,36 +26,6 @@ use crate::replay::substitute::default_learn_keys;
 use crate::server::{listen_url, serve};
 use crate::store::{self, Access};
 use crate::tls;
-
-/// The recording to replay: its name and exchanges.
-struct Source {
-    name: String,
-    exchanges: Vec<Exchange<StoredBody>>,
-}
-
-/// A session in the database, or else a recording file.
-fn load_source(db: &Path, source: &str) -> anyhow::Result<Source> {
-    let as_file = Path::new(source);
-    if as_file.is_file() {
-        let loaded = read_recording(as_file)?;
-        return Ok(Source {
-            name: loaded.session.name,
-            exchanges: loaded.exchanges,
-        });
-    }
-    if !db.exists() && (source.ends_with(".json") || source.contains('/')) {
-        bail!(
-            "{source}: no such recording file (and no database at {} to find a session in)",
-            db.display()
-        );
-    }
-    let conn = store::open(db, Access::Existing)?;
-    let info = store::find_session(&conn, source)?;
-    Ok(Source {
-        name: info.name,
-        exchanges: store::load_exchanges(&conn, info.id)?,
-    })
-}
 
 fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
     if !(value.is_finite() && value >= 0.0) {
@@ -99,30 +68,12 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let settle = seconds("--settle", args.settle)?;
     let bot_timeout = seconds("--bot-timeout", args.bot_timeout)?;
     let mode = AuthMode::parse(&args.callback_auth)?;
-    let mut calls = Vec::new();
-    for call in &args.calls {
-        match normalize_id(call) {
-            Some(id) => calls.push(id),
-            None => bail!("--call {call:?}: not a call id"),
-        }
-    }
+    let calls: Vec<String> = args.calls.iter().filter_map(|c| normalize_id(c)).collect();
 
-    let source = load_source(db, &args.source)?;
-    let source_name = source.name.clone();
-    if !calls.is_empty() {
-        let known: Vec<String> = crate::inspect::calls(&source.exchanges)
-            .into_iter()
-            .map(|c| c.id)
-            .collect();
-        for (given, id) in args.calls.iter().zip(&calls) {
-            if !known.contains(id) {
-                bail!(
-                    "--call {given}: no such call in {} (calls: {})",
-                    source.name,
-                    known.join(", ")
-                );
-            }
-        }
+    let source = load(db, &args.source)?;
+    let source_name = source.info.name.clone();
+    for given in &args.calls {
+        check_call(&source, given)?;
     }
     let plan = plan(
         &source.exchanges,
@@ -158,12 +109,12 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let conn = store::open(db, Access::Create)?;
     let record_as = match &args.record_as {
         Some(name) => name.clone(),
-        None => replay_name(&conn, &source.name),
+        None => replay_name(&conn, &source.info.name),
     };
     let clock = Arc::new(SessionClock::start());
     let config = serde_json::json!({
         "graphtape": env!("CARGO_PKG_VERSION"),
-        "replay_of": source.name,
+        "replay_of": source.info.name,
         "bot_url": bot.to_string(),
         "api_listen": api_addr.map(|a| a.to_string()),
         "speed": if args.fast { serde_json::Value::from("fast") } else { args.speed.into() },
@@ -211,7 +162,7 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         writeln!(
             out,
             "replaying session={} requests={requests_recorded} notifications={notifications_recorded} record-as={record_name}",
-            source.name
+            source.info.name
         )?;
         let (stop_tx, stop_rx) = watch::channel(());
         let server = match listener {

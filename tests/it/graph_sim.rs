@@ -123,21 +123,60 @@ pub struct Posted {
     pub body: Bytes,
 }
 
+/// How the simulated Graph orders what it sends.
+#[derive(Debug, Clone, Copy)]
+pub struct SimOptions {
+    /// The invite's operation-completed notification reaches the bot before the
+    /// invite's response (the race graphtape exists for); else after it.
+    pub invite_race: bool,
+    /// `established` is sent before `establishing` (the docs warn this happens).
+    pub swap_establishing: bool,
+    /// Graph's processing time before notifications that follow a response, so they
+    /// land after it as they usually do.
+    pub latency: std::time::Duration,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            invite_race: true,
+            swap_establishing: false,
+            latency: std::time::Duration::ZERO,
+        }
+    }
+}
+
 /// The simulator's state: where each call's notifications go, and what it posted.
 pub struct GraphSim {
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     callbacks: Mutex<HashMap<String, String>>,
     pub posted: Mutex<Vec<Posted>>,
+    options: SimOptions,
 }
 
 impl GraphSim {
     /// A simulator that can POST to plain HTTP, and to HTTPS signed by `ca`.
     pub fn new(ca: Option<&Path>) -> Arc<GraphSim> {
+        Self::with_options(ca, SimOptions::default())
+    }
+
+    /// Likewise, ordering notifications as `options` say.
+    pub fn with_options(ca: Option<&Path>, options: SimOptions) -> Arc<GraphSim> {
         Arc::new(GraphSim {
             client: tls_client(ca),
             callbacks: Mutex::new(HashMap::new()),
             posted: Mutex::new(Vec::new()),
+            options,
         })
+    }
+
+    /// establishing then established, or the other way round.
+    fn call_setup(&self, call: &str) -> Vec<Vec<u8>> {
+        if self.options.swap_establishing {
+            vec![established(call), establishing(call)]
+        } else {
+            vec![establishing(call), established(call)]
+        }
     }
 
     /// POSTs a notification as Graph would (with a bot-framework JWT) and waits for the
@@ -188,7 +227,9 @@ impl GraphSim {
     fn notify_later(self: &Arc<Self>, call: &str, bodies: Vec<Vec<u8>>) {
         let sim = self.clone();
         let url = self.callback_for(call);
+        let latency = self.options.latency;
         tokio::spawn(async move {
+            tokio::time::sleep(latency).await;
             for body in bodies {
                 sim.notify(&url, body).await;
             }
@@ -216,7 +257,7 @@ impl GraphSim {
         match (seen.method.as_str(), call_arg, last) {
             ("POST", None, "calls") => {
                 self.register(JOINED, &seen.body);
-                self.notify_later(JOINED, vec![establishing(JOINED), established(JOINED)]);
+                self.notify_later(JOINED, self.call_setup(JOINED));
                 let body = serde_json::json!({
                     "@odata.type": "#microsoft.graph.call",
                     "id": dashed(JOINED),
@@ -241,7 +282,7 @@ impl GraphSim {
             }
             ("POST", Some(call), "answer") => {
                 self.register(&call, &seen.body);
-                self.notify_later(&call, vec![establishing(&call), established(&call)]);
+                self.notify_later(&call, self.call_setup(&call));
                 respond(202, &[], b"")
             }
             ("POST", Some(call), "invite") => {
@@ -252,9 +293,31 @@ impl GraphSim {
                     .as_str()
                     .unwrap_or_default()
                     .to_string();
-                let url = self.callback_for(&call);
-                self.notify(&url, operation_completed(&call, &ctx)).await;
-                self.notify_later(&call, vec![roster_updated(&call)]);
+                let mut later = vec![roster_updated(&call)];
+                if self.options.invite_race {
+                    let url = self.callback_for(&call);
+                    self.notify(&url, operation_completed(&call, &ctx)).await;
+                } else {
+                    later.insert(0, operation_completed(&call, &ctx));
+                }
+                self.notify_later(&call, later);
+                // Inviting with replacesCallId moves the peer over: the original P2P
+                // call ends (seed: "terminated the original P2P call").
+                let replaced = serde_json::from_slice::<serde_json::Value>(&seen.body).unwrap()
+                    ["participants"][0]["replacesCallId"]
+                    .as_str()
+                    .map(|r| {
+                        r.rsplit('/')
+                            .next()
+                            .unwrap_or_default()
+                            .replace('-', "")
+                            .to_uppercase()
+                    });
+                if let Some(replaced) = replaced {
+                    if self.callbacks.lock().unwrap().contains_key(&replaced) {
+                        self.notify_later(&replaced, vec![terminated_and_deleted(&replaced)]);
+                    }
+                }
                 let body = serde_json::json!({
                     "@odata.type": "#microsoft.graph.inviteParticipantsOperation",
                     "id": dashed(OPERATION),

@@ -2,8 +2,10 @@
 
 mod bot;
 mod callbacks;
+mod flows;
 mod graph_sim;
 mod record;
+mod recordings;
 mod replay;
 mod store_files;
 mod util;

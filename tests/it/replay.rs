@@ -8,123 +8,16 @@ use bytes::Bytes;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 use crate::bot::*;
+use crate::flows::*;
 use crate::graph_sim::*;
 use crate::util::*;
 
-fn join_body(callback: &str) -> Vec<u8> {
-    format!(r##"{{"@odata.type":"#microsoft.graph.call","callbackUri":"{callback}","requestedModalities":[],"mediaConfig":{{"@odata.type":"#microsoft.graph.serviceHostedMediaConfig"}},"meetingInfo":{{"@odata.type":"#microsoft.graph.organizerMeetingInfo"}}}}"##).into_bytes()
-}
+/// The meeting flow of these tests: join, invite (the completion races the response),
+/// hang up.
+const MEETING: Flow = Flow::Invite;
 
-fn invite_body(client_context: &str) -> Vec<u8> {
-    format!(r##"{{"participants":[{{"@odata.type":"#microsoft.graph.invitationParticipantInfo","identity":{{"user":{{"id":"8A34A46B-3D17-4ADC-8DCE-DC4E7D572698"}}}}}}],"clientContext":"{client_context}"}}"##).into_bytes()
-}
-
-/// Incoming call: Graph (or replay) announces it, the bot answers on its own, waits for
-/// established, hangs up, waits for the end.
-async fn incoming_script(bot: &Bot) {
-    bot.peer.wait_for(3).await;
-    let (status, _) = bot
-        .graph(
-            "DELETE",
-            &format!("/v1.0/communications/calls/{}", dashed(INCOMING)),
-            b"",
-        )
-        .await;
-    assert_eq!(status, 204);
-    bot.peer.wait_for(4).await;
-}
-
-/// Join a meeting, invite (the completion races the response), hang up. Returns
-/// whether the completion had arrived when the invite's response did.
-async fn meeting_script(bot: &Bot, client_context: &str) -> bool {
-    let (status, body) = bot
-        .graph(
-            "POST",
-            "/v1.0/communications/calls",
-            &join_body(&bot.callback_uri()),
-        )
-        .await;
-    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
-    bot.peer.wait_for(2).await;
-    let (status, _) = bot
-        .graph(
-            "POST",
-            &format!(
-                "/v1.0/communications/calls/{}/participants/invite",
-                dashed(JOINED)
-            ),
-            &invite_body(client_context),
-        )
-        .await;
-    assert_eq!(status, 200);
-    let raced = bot
-        .bodies()
-        .iter()
-        .any(|b| String::from_utf8_lossy(b).contains("\"completed\""));
-    bot.peer.wait_for(4).await;
-    let (status, _) = bot
-        .graph(
-            "DELETE",
-            &format!("/v1.0/communications/calls/{}", dashed(JOINED)),
-            b"",
-        )
-        .await;
-    assert_eq!(status, 204);
-    bot.peer.wait_for(5).await;
-    raced
-}
-
-#[derive(Clone, Copy)]
-enum Flow {
-    Incoming,
-    Meeting,
-    /// The bot only listens (for `--no-graph`): the incoming flow's four POSTs.
-    Listen,
-}
-
-/// Records `flow` as session `name` in `db`; returns the notification bodies the bot got.
 async fn record(db: &Path, name: &str, flow: Flow) -> Vec<Bytes> {
-    let sim = GraphSim::new(None);
-    let graph = FakePeer::start(sim.handler()).await;
-    let bot = Bot::start(Script::default()).await;
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let public = format!("http://127.0.0.1:{port}");
-    let gt = Graphtape::record(
-        db,
-        &[
-            "--upstream",
-            &graph.url,
-            "--session",
-            name,
-            "--callback-listen",
-            &listen,
-            "--public-url",
-            &public,
-            "--bot-url",
-            &bot.peer.url,
-        ],
-    )
-    .await;
-    bot.use_api(&gt.api);
-    match flow {
-        Flow::Incoming => {
-            let callback = gt.callback.clone().unwrap();
-            let posted = sim
-                .notify(&format!("{callback}{BOT_PATH}"), incoming_call())
-                .await;
-            assert_eq!(posted.status, 202);
-            incoming_script(&bot).await;
-        }
-        Flow::Meeting => assert!(
-            meeting_script(&bot, "ctx-recorded").await,
-            "the recording has the race"
-        ),
-        Flow::Listen => unreachable!("recordings are made with a Graph"),
-    }
-    let stopped = gt.stop().await;
-    assert!(stopped.status.success(), "{}", stopped.stderr);
-    bot.bodies()
+    record_flow(db, name, flow, SimOptions::default()).await
 }
 
 /// What a replay run gave.
@@ -174,19 +67,7 @@ async fn replay(
         .spawn()
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let script = async {
-        match flow {
-            Flow::Incoming => {
-                incoming_script(bot).await;
-                false
-            }
-            Flow::Meeting => meeting_script(bot, client_context).await,
-            Flow::Listen => {
-                bot.peer.wait_for(4).await;
-                false
-            }
-        }
-    };
+    let script = run_script(bot, flow, client_context);
     let (raced, status, out) = tokio::time::timeout(DEADLINE, async {
         // The bot may call Graph only once replay listens.
         let mut out = String::new();
@@ -265,7 +146,7 @@ async fn incoming_call_replays_exactly_and_repeatably() {
 async fn meeting_replay_reproduces_the_race_and_echoes_the_bots_client_context() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("g.db");
-    let recorded = record(&db, "meeting", Flow::Meeting).await;
+    let recorded = record(&db, "meeting", MEETING).await;
     let file = dir.path().join("meeting.json");
     let out = graphtape(&[
         "export",
@@ -284,7 +165,7 @@ async fn meeting_replay_reproduces_the_race_and_echoes_the_bots_client_context()
         &fresh,
         file.to_str().unwrap(),
         &bot,
-        Flow::Meeting,
+        MEETING,
         "ctx-live",
         &["--speed", "1"],
     )
@@ -385,7 +266,7 @@ async fn extra_requests_and_other_statuses_fail_the_replay() {
         &db,
         "incoming",
         &bot,
-        Flow::Listen,
+        Flow::Listen(4),
         "",
         &["--fast", "--no-graph"],
     )
@@ -425,7 +306,7 @@ async fn extra_requests_and_other_statuses_fail_the_replay() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    incoming_script(&bot).await;
+    run_script(&bot, Flow::Incoming, "").await;
     let (status, body) = bot
         .graph(
             "POST",
@@ -433,7 +314,7 @@ async fn extra_requests_and_other_statuses_fail_the_replay() {
                 "/v1.0/communications/calls/{}/participants/invite",
                 dashed(INCOMING)
             ),
-            &invite_body("x"),
+            &invite_body("x", None),
         )
         .await;
     assert_eq!(status, 404);
@@ -507,7 +388,7 @@ async fn signed_callback_tokens_verify_only_against_graphtapes_keys() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    incoming_script(&trusting).await;
+    run_script(&trusting, Flow::Incoming, "").await;
     let out = tokio::time::timeout(DEADLINE, child.wait_with_output())
         .await
         .unwrap()
@@ -561,7 +442,7 @@ async fn signed_callback_tokens_verify_only_against_graphtapes_keys() {
         &db,
         "incoming",
         &sceptic,
-        Flow::Listen,
+        Flow::Listen(4),
         "",
         &["--fast", "--no-graph"],
     )
@@ -588,7 +469,7 @@ async fn no_graph_delivers_notifications_on_the_recorded_clock() {
         &db,
         "incoming",
         &bot,
-        Flow::Listen,
+        Flow::Listen(4),
         "",
         &["--no-graph", "--callback-auth", "none"],
     )

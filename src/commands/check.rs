@@ -1,0 +1,52 @@
+//! `graphtape check`: the ordering anomalies of a session.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::output::{color, emit};
+use super::source::{check_call, load};
+use crate::cli::CheckArgs;
+use crate::inspect::{check, Filter};
+
+pub fn run(db: &Path, args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let source = load(db, &args.session)?;
+    if let Some(call) = &args.call {
+        check_call(&source, call)?;
+    }
+    let filter = Filter {
+        call: args.call.clone(),
+        since_seq: None,
+    };
+    let findings: Vec<_> = check(&source.exchanges)
+        .into_iter()
+        .filter(|f| filter.matches_finding(f))
+        .collect();
+    if args.json {
+        emit(
+            findings
+                .iter()
+                .map(|f| serde_json::to_string(f).unwrap_or_default()),
+            false,
+        )?;
+    } else {
+        let color = color();
+        let mut lines: Vec<String> = findings.iter().map(|f| f.render(color)).collect();
+        let failing = findings
+            .iter()
+            .filter(|f| f.severity >= args.fail_on)
+            .count();
+        lines.push(format!(
+            "{} findings in {} ({failing} at or above {})",
+            findings.len(),
+            source.info.name,
+            args.fail_on
+        ));
+        emit(lines.into_iter(), false)?;
+    }
+    let fail = findings.iter().any(|f| f.severity >= args.fail_on);
+    Ok(if fail {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
