@@ -84,7 +84,7 @@ pub fn literal(text: &str) -> Vec<u8> {
 }
 
 /// Index just past the closing quote of the string literal opening at `start`.
-fn string_end(json: &[u8], start: usize) -> Option<usize> {
+pub fn string_end(json: &[u8], start: usize) -> Option<usize> {
     let mut i = start + 1;
     loop {
         match json.get(i)? {

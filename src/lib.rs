@@ -21,6 +21,7 @@ pub mod graph;
 pub mod inspect;
 pub mod jsonscan;
 pub mod logging;
+pub mod private_file;
 pub mod proxy;
 pub mod recording;
 pub mod redact;

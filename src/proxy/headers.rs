@@ -42,6 +42,28 @@ pub fn for_next_hop(mut headers: HeaderMap) -> HeaderMap {
     headers
 }
 
+/// Recorded headers made ready to send again (replay): hop-by-hop and `Host` dropped,
+/// `Content-Length` set for the body actually sent. Values HTTP would reject are
+/// skipped.
+pub fn resend(recorded: &Headers, body_len: usize) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in recorded {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_bytes(value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    strip_hop_by_hop(&mut headers);
+    headers.remove(HOST);
+    headers.insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from(body_len),
+    );
+    headers
+}
+
 /// The headers as recorded: every header, in order, names lower-case.
 pub fn to_record(headers: &HeaderMap) -> Headers {
     headers
@@ -66,6 +88,23 @@ mod tests {
         let out = for_next_hop(h);
         let names: Vec<&str> = out.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, vec!["authorization", "client-request-id"]);
+    }
+
+    #[test]
+    fn resend_drops_the_old_hop_and_fixes_the_length() {
+        let recorded: Headers = vec![
+            ("host".into(), b"old".to_vec()),
+            ("connection".into(), b"close".to_vec()),
+            ("content-length".into(), b"999".to_vec()),
+            ("x-ms-skype-chain-id".into(), b"c1".to_vec()),
+            ("bad".into(), b"a\nb".to_vec()),
+        ];
+        let out = resend(&recorded, 12);
+        let mut names: Vec<&str> = out.keys().map(|k| k.as_str()).collect();
+        names.sort();
+        assert_eq!(names, vec!["content-length", "x-ms-skype-chain-id"]);
+        assert_eq!(out["content-length"], "12");
+        assert_eq!(out.get_all("content-length").iter().count(), 1);
     }
 
     #[test]

@@ -211,16 +211,8 @@ fn write_pem(path: &Path, der: &[u8]) -> Result<(), AuthError> {
         pem.push('\n');
     }
     pem.push_str("-----END PRIVATE KEY-----\n");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
     use std::io::Write;
-    options
-        .open(path)
+    crate::private_file::create_new_private(path)
         .and_then(|mut f| f.write_all(pem.as_bytes()))
         .map_err(|source| AuthError::Write {
             path: path.to_path_buf(),

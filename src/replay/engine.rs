@@ -6,8 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, HOST};
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use tokio::sync::watch;
@@ -22,7 +21,7 @@ use crate::clock::SessionClock;
 use crate::exchange::{Direction, Exchange, ResponseRecord, StoredBody};
 use crate::graph::ids_from_path;
 use crate::proxy::capture::Inbound;
-use crate::proxy::headers::{strip_hop_by_hop, to_record};
+use crate::proxy::headers::{resend, to_record};
 use crate::proxy::reply::Body;
 use crate::store::Recorder;
 
@@ -336,18 +335,7 @@ impl Replay {
             return Reply::error(StatusCode::BAD_GATEWAY, "upstreamError", &message);
         };
         let body = self.substitute(&resp.body.bytes);
-        let mut headers = HeaderMap::new();
-        for (name, value) in &resp.headers {
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_bytes(value),
-            ) {
-                headers.append(name, value);
-            }
-        }
-        strip_hop_by_hop(&mut headers);
-        headers.remove(HOST);
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        let headers = resend(&resp.headers, body.len());
         Reply {
             status: StatusCode::from_u16(resp.status).unwrap_or(StatusCode::OK),
             headers,

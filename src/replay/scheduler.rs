@@ -5,8 +5,8 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Version};
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, HeaderValue, Method, Request, Version};
 use http_body_util::Full;
 use tokio::time::Instant;
 
@@ -18,7 +18,7 @@ use crate::config::Upstream;
 use crate::exchange::{
     header, Direction, Exchange, RequestRecord, ResponseRecord, StoredBody, Timing,
 };
-use crate::proxy::headers::{strip_hop_by_hop, to_record};
+use crate::proxy::headers::{resend, to_record};
 use crate::proxy::Forwarder;
 use crate::redact::{jwt_claims, parse_redacted, JwtClaims};
 
@@ -208,19 +208,8 @@ async fn deliver(replay: &Replay, delivery: &Delivery, position: usize, due: Ins
 /// The recorded headers, minus what belongs to the old hop and the old token, plus the
 /// token this replay sends.
 fn outgoing_headers(recorded: &Exchange<StoredBody>, auth: &CallbackAuth, len: usize) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    for (name, value) in &recorded.request.headers {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(value),
-        ) {
-            headers.append(name, value);
-        }
-    }
-    strip_hop_by_hop(&mut headers);
-    headers.remove(HOST);
+    let mut headers = resend(&recorded.request.headers, len);
     headers.remove(AUTHORIZATION);
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
     let token = match auth {
         CallbackAuth::Sign(signer) => {
             let now = crate::clock::unix_micros(std::time::SystemTime::now()) / 1_000_000;

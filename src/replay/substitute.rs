@@ -145,7 +145,7 @@ fn value_strings(json: &[u8]) -> Option<Vec<Range<usize>>> {
                 }
             }
             b'"' => {
-                let end = string_end(json, i)?;
+                let end = crate::jsonscan::string_end(json, i)?;
                 match stack.last_mut() {
                     Some(frame) if frame.expect_key => frame.expect_key = false,
                     _ => found.push(i..end),
@@ -160,18 +160,6 @@ fn value_strings(json: &[u8]) -> Option<Vec<Range<usize>>> {
         i += 1;
     }
     stack.is_empty().then_some(found)
-}
-
-/// Index just past the closing quote of the string literal opening at `start`.
-fn string_end(json: &[u8], start: usize) -> Option<usize> {
-    let mut i = start + 1;
-    loop {
-        match json.get(i)? {
-            b'\\' => i += 2,
-            b'"' => return Some(i + 1),
-            _ => i += 1,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -67,15 +67,7 @@ pub fn open(path: &Path, access: Access) -> Result<Connection, StoreError> {
 }
 
 fn create_private(path: &Path) -> Result<(), StoreError> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options
-        .open(path)
+    crate::private_file::create_new_private(path)
         .map(drop)
         .map_err(|source| StoreError::Create {
             path: path.to_path_buf(),
