@@ -307,6 +307,18 @@ async fn extra_requests_and_other_statuses_fail_the_replay() {
         .spawn()
         .unwrap();
     run_script(&bot, Flow::Incoming, "").await;
+    // Hanging up twice: the recording has one DELETE.
+    let (status, _) = bot
+        .graph(
+            "DELETE",
+            &format!("/v1.0/communications/calls/{}", dashed(INCOMING)),
+            b"",
+        )
+        .await;
+    assert_eq!(
+        status, 204,
+        "an extra request is still answered as recorded"
+    );
     let (status, body) = bot
         .graph(
             "POST",
@@ -331,6 +343,13 @@ async fn extra_requests_and_other_statuses_fail_the_replay() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("divergence unmatched-request"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "divergence extra-request [{}]",
+            INCOMING.to_lowercase()
+        )),
+        "{text}"
+    );
 
     // diff shows where this replay departed from the recording.
     let out = graphtape(&[
@@ -528,4 +547,46 @@ fn replay_input_errors_exit_2_with_a_clear_message() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(want), "{args:?}: {err}");
     }
+}
+
+#[tokio::test]
+async fn call_filter_replays_only_that_call() {
+    let recording =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("recordings/invite-from-incoming-call.json");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    let bot = Bot::start(Script {
+        answer: Answer::Accept,
+        answer_incoming: false,
+    })
+    .await;
+    // The P2P call's own notifications: incoming, establishing, established, ended.
+    let r = replay(
+        &db,
+        recording.to_str().unwrap(),
+        &bot,
+        Flow::Listen(4),
+        "",
+        &["--no-graph", "--fast", "--call", &dashed(INCOMING)],
+    )
+    .await;
+    assert_eq!(r.code, Some(0), "{}", r.stdout);
+    assert!(r.stdout.contains("notifications=4"), "{}", r.stdout);
+    assert!(bot
+        .bodies()
+        .iter()
+        .all(|b| String::from_utf8_lossy(b).contains(INCOMING)));
+
+    let out = graphtape(&[
+        "replay",
+        recording.to_str().unwrap(),
+        "--bot-url",
+        &bot.peer.url,
+        "--call",
+        "ffff",
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such call"));
 }
