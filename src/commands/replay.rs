@@ -17,10 +17,9 @@ use crate::graph::normalize_id;
 use crate::proxy::Forwarder;
 use crate::redact::Redactor;
 use crate::replay::auth::{AuthMode, CallbackAuth, Signer};
-use crate::replay::engine::Replay;
+use crate::replay::engine::{Replay, Settings};
 use crate::replay::matcher::MatchRules;
 use crate::replay::plan::{plan, PlanOptions};
-use crate::replay::report::Divergence;
 use crate::replay::scheduler::{deliver_all, Delivery, Pace};
 use crate::replay::substitute::default_learn_keys;
 use crate::server::{listen_url, serve};
@@ -133,16 +132,19 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let self_url = api_addr.map(|a| listen_url(a, false)).unwrap_or_default();
     let requests_recorded = plan.api.len();
     let notifications_recorded = plan.notifications.len();
+    let settings = Settings {
+        rules,
+        learn_keys: learn,
+        wait,
+        auth,
+        self_url: self_url.clone(),
+    };
     let replay = Arc::new(Replay::new(
         plan,
         source.exchanges,
-        rules,
-        learn,
-        wait,
+        settings,
         clock.clone(),
         recorder,
-        auth,
-        self_url.clone(),
     ));
     let delivery = Delivery {
         bot: bot.clone(),
@@ -196,31 +198,7 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let health = writer.finish(clock.now_us());
     ran?;
 
-    for ordinal in replay.missing() {
-        let r = &replay.recorded[replay.plan.api[ordinal]];
-        let d = Divergence {
-            kind: "missing-request",
-            call: replay.plan.api_calls[ordinal].clone(),
-            recorded_seq: Some(r.seq),
-            replay_seq: None,
-            message: format!("{} {} was never made", r.request.method, r.request.path),
-        };
-        if let Ok(mut report) = replay.report.lock() {
-            report.diverged(d);
-        }
-    }
-    let builder = std::mem::take(
-        &mut *replay
-            .report
-            .lock()
-            .map_err(|_| anyhow::anyhow!("report lock poisoned"))?,
-    );
-    let report = builder.finish(
-        &source_name,
-        &record_as,
-        requests_recorded,
-        notifications_recorded,
-    );
+    let report = replay.finish(&source_name, &record_as);
     print!("{}", report.render());
     if let Some(path) = &args.report {
         let json = serde_json::to_string_pretty(&report)? + "\n";
@@ -267,7 +245,7 @@ async fn wait_for_bot(bot: &Upstream, wait: Duration) -> anyhow::Result<()> {
 /// After the last notification: wait (up to --wait of silence) for recorded requests
 /// the bot has not made yet, then for --settle of silence to catch extra ones.
 async fn finish_requests(replay: &Replay, wait: Duration, settle: Duration) {
-    let mut activity = replay.activity.subscribe();
+    let mut activity = replay.activity();
     while !replay.missing().is_empty() {
         if tokio::time::timeout(wait, activity.changed())
             .await

@@ -7,11 +7,16 @@ use http_body_util::Full;
 /// The body type of every response graphtape sends.
 pub type Body = Full<Bytes>;
 
+/// Graph's error shape, marked as graphtape's own.
+pub fn error_json(code: &str, message: &str) -> serde_json::Value {
+    serde_json::json!({
+        "error": { "code": code, "message": message, "innerError": { "source": "graphtape" } }
+    })
+}
+
 /// A JSON error `{"error":{"code":..,"message":..}}` with the given status.
 pub fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
-    let body = serde_json::json!({
-        "error": { "code": code, "message": message, "innerError": { "source": "graphtape" } }
-    });
+    let body = error_json(code, message);
     Response::builder()
         .status(status)
         .header("content-type", "application/json")

@@ -15,15 +15,27 @@ use tokio::time::Instant;
 use super::auth::CallbackAuth;
 use super::matcher::{LiveRequest, MatchOutcome, MatchRules, Matcher, RecordedRequest};
 use super::plan::Plan;
-use super::report::{Divergence, ReportBuilder};
+use super::report::{Divergence, Report, ReportBuilder};
 use super::substitute::Substitutions;
 use crate::clock::SessionClock;
 use crate::exchange::{Direction, Exchange, ResponseRecord, StoredBody};
 use crate::graph::ids_from_path;
 use crate::proxy::capture::Inbound;
 use crate::proxy::headers::{resend, to_record};
-use crate::proxy::reply::Body;
+use crate::proxy::reply::{error_json, Body};
 use crate::store::Recorder;
+
+/// How a replay matches, learns, waits and authenticates.
+pub struct Settings {
+    pub rules: MatchRules,
+    /// Keys whose values the bot generates (learned and substituted).
+    pub learn_keys: Vec<String>,
+    /// How long to wait for a cause or a held notification.
+    pub wait: Duration,
+    pub auth: CallbackAuth,
+    /// The API listener's own URL, for the OpenID configuration.
+    pub self_url: String,
+}
 
 /// Everything the Graph side and the scheduler share.
 pub struct Replay {
@@ -31,23 +43,20 @@ pub struct Replay {
     /// The recorded session, in sequence order.
     pub recorded: Vec<Exchange<StoredBody>>,
     matcher: Mutex<Matcher>,
-    pub subs: Mutex<Substitutions>,
-    learn_keys: Vec<String>,
+    subs: Mutex<Substitutions>,
     /// Per API ordinal: when the bot made that request in this replay.
     arrivals: Vec<watch::Sender<Option<Instant>>>,
+    /// Per API ordinal: its response has been handed to the connection.
+    responded: Vec<watch::Sender<bool>>,
     /// Per notification position: delivered (or given up on), so held responses go.
     done: Vec<watch::Sender<bool>>,
     /// Counts API requests, so the end of the replay can wait for stragglers without
     /// missing one that arrives between two checks.
-    pub activity: watch::Sender<u64>,
-    pub report: Mutex<ReportBuilder>,
-    /// How long to wait for a cause or a held notification.
-    pub wait: Duration,
+    activity: watch::Sender<u64>,
+    report: Mutex<ReportBuilder>,
+    pub settings: Settings,
     pub clock: Arc<SessionClock>,
     pub recorder: Recorder,
-    pub auth: CallbackAuth,
-    /// The API listener's own URL, for the OpenID configuration.
-    pub self_url: String,
 }
 
 /// An answer to the bot, kept as parts so the replay session records exactly what
@@ -72,16 +81,6 @@ impl Reply {
         }
     }
 
-    /// Graph's error shape, as graphtape's proxy answers.
-    fn error(status: StatusCode, code: &str, message: &str) -> Reply {
-        Reply::json(
-            status,
-            &serde_json::json!({
-                "error": { "code": code, "message": message, "innerError": { "source": "graphtape" } }
-            }),
-        )
-    }
-
     fn response(&self) -> Response<Body> {
         let mut resp = Response::new(Full::new(self.body.clone()));
         *resp.status_mut() = self.status;
@@ -98,18 +97,14 @@ const OPENID_PATHS: &[&str] = &[
 const JWKS_PATHS: &[&str] = &["/.well-known/jwks.json", "/v1/.well-known/keys"];
 
 impl Replay {
-    /// The shared state for a plan over `recorded`.
-    #[allow(clippy::too_many_arguments)]
+    /// The shared state for a plan over `recorded`; the replay itself is recorded
+    /// through `recorder` on `clock`.
     pub fn new(
         plan: Plan,
         recorded: Vec<Exchange<StoredBody>>,
-        rules: MatchRules,
-        learn_keys: Vec<String>,
-        wait: Duration,
+        settings: Settings,
         clock: Arc<SessionClock>,
         recorder: Recorder,
-        auth: CallbackAuth,
-        self_url: String,
     ) -> Replay {
         let requests = plan
             .api
@@ -125,37 +120,84 @@ impl Replay {
             })
             .collect();
         let arrivals = plan.api.iter().map(|_| watch::channel(None).0).collect();
+        let responded = plan.api.iter().map(|_| watch::channel(false).0).collect();
         let done = plan
             .notifications
             .iter()
             .map(|_| watch::channel(false).0)
             .collect();
         Replay {
-            matcher: Mutex::new(Matcher::new(requests, rules)),
+            matcher: Mutex::new(Matcher::new(requests, settings.rules.clone())),
             subs: Mutex::new(Substitutions::default()),
-            learn_keys,
             arrivals,
+            responded,
             done,
             activity: watch::channel(0).0,
             report: Mutex::new(ReportBuilder::default()),
-            wait,
+            settings,
             clock,
             recorder,
-            auth,
-            self_url,
             plan,
             recorded,
         }
     }
 
+    /// Ticks on every API request the bot makes.
+    pub fn activity(&self) -> watch::Receiver<u64> {
+        self.activity.subscribe()
+    }
+
+    /// Adds to the report under construction.
+    pub fn report(&self, f: impl FnOnce(&mut ReportBuilder)) {
+        if let Ok(mut report) = self.report.lock() {
+            f(&mut report);
+        }
+    }
+
+    /// The verdict: what was collected, plus the recorded requests the bot never made.
+    pub fn finish(&self, session: &str, replay_session: &str) -> Report {
+        for ordinal in self.missing() {
+            let r = &self.recorded[self.plan.api[ordinal]];
+            self.diverged(Divergence {
+                kind: "missing-request",
+                call: self.plan.api_calls[ordinal].clone(),
+                recorded_seq: Some(r.seq),
+                replay_seq: None,
+                message: format!("{} {} was never made", r.request.method, r.request.path),
+            });
+        }
+        let builder = self
+            .report
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default();
+        builder.finish(
+            session,
+            replay_session,
+            self.plan.api.len(),
+            self.plan.notifications.len(),
+        )
+    }
+
     /// Waits for the bot to make recorded request `ordinal`; None after `--wait`.
     pub async fn arrival(&self, ordinal: usize) -> Option<Instant> {
         let mut rx = self.arrivals.get(ordinal)?.subscribe();
-        let waited = tokio::time::timeout(self.wait, rx.wait_for(Option::is_some)).await;
+        let waited = tokio::time::timeout(self.settings.wait, rx.wait_for(Option::is_some)).await;
         match waited {
             Ok(Ok(at)) => *at,
             _ => None,
         }
+    }
+
+    /// Waits until the response to recorded request `ordinal` has been sent; false
+    /// after `--wait`.
+    pub async fn response_sent(&self, ordinal: usize) -> bool {
+        let Some(tx) = self.responded.get(ordinal) else {
+            return false;
+        };
+        let mut rx = tx.subscribe();
+        let waited = tokio::time::timeout(self.settings.wait, rx.wait_for(|sent| *sent)).await;
+        matches!(waited, Ok(Ok(_)))
     }
 
     /// Marks notification `position` as finished with (delivered or given up).
@@ -179,11 +221,10 @@ impl Replay {
         }
     }
 
-    fn diverged(&self, d: Divergence) {
+    /// Reports a divergence (and logs it as it happens).
+    pub fn diverged(&self, d: Divergence) {
         tracing::warn!(kind = d.kind, message = %d.message, "divergence");
-        if let Ok(mut report) = self.report.lock() {
-            report.diverged(d);
-        }
+        self.report(|r| r.diverged(d));
     }
 
     /// One API request from the bot, answered as Graph answered it when recorded.
@@ -194,7 +235,7 @@ impl Replay {
         }
         let inbound = Inbound::receive(&self.clock, req).await;
         self.activity.send_modify(|n| *n += 1);
-        let (reply, recorded_seq) = self.answer(&inbound).await;
+        let (reply, recorded_seq, ordinal) = self.answer(&inbound).await;
         let mut ex = inbound.into_exchange(Direction::Api);
         ex.timing.response_start_us = Some(self.clock.now_us());
         ex.timing.response_end_us = ex.timing.response_start_us;
@@ -205,10 +246,18 @@ impl Replay {
             body: reply.body.clone(),
         });
         self.recorder.record(ex).await;
-        reply.response()
+        let response = reply.response();
+        // Handed to hyper, which writes it at once: notifications recorded after this
+        // response may go now.
+        if let Some(tx) = ordinal.and_then(|o| self.responded.get(o)) {
+            tx.send_replace(true);
+        }
+        response
     }
 
-    async fn answer(&self, inbound: &Inbound) -> (Reply, Option<u64>) {
+    /// The reply, the recorded sequence number it comes from, and the ordinal of the
+    /// recorded request it matched (first time only).
+    async fn answer(&self, inbound: &Inbound) -> (Reply, Option<u64>, Option<usize>) {
         let live = LiveRequest {
             method: inbound.parts.method.as_str(),
             path: inbound.parts.uri.path(),
@@ -227,18 +276,20 @@ impl Replay {
                     subs.learn(
                         &recorded.request.body.bytes,
                         &inbound.body,
-                        &self.learn_keys,
+                        &self.settings.learn_keys,
                     );
                 }
                 let call = self.plan.api_calls[ordinal].clone();
-                if let Ok(mut report) = self.report.lock() {
-                    report.matched(&call, ordinal);
-                }
+                self.report(|r| r.matched(&call, ordinal));
                 if let Some(tx) = self.arrivals.get(ordinal) {
                     tx.send_replace(Some(Instant::now()));
                 }
                 self.hold(ordinal, &call).await;
-                (self.recorded_reply(recorded), Some(recorded.seq))
+                (
+                    self.recorded_reply(recorded),
+                    Some(recorded.seq),
+                    Some(ordinal),
+                )
             }
             MatchOutcome::Extra(ordinal) => {
                 let recorded = &self.recorded[self.plan.api[ordinal]];
@@ -252,7 +303,7 @@ impl Replay {
                         live.method, live.path, recorded.seq
                     ),
                 });
-                (self.recorded_reply(recorded), Some(recorded.seq))
+                (self.recorded_reply(recorded), Some(recorded.seq), None)
             }
             MatchOutcome::Unmatched { nearest } => {
                 let (detail, nearest_json) = match &nearest {
@@ -294,7 +345,7 @@ impl Replay {
                         "innerError": { "source": "graphtape", "nearest": nearest_json },
                     }
                 });
-                (Reply::json(StatusCode::NOT_FOUND, &body), None)
+                (Reply::json(StatusCode::NOT_FOUND, &body), None, None)
             }
         }
     }
@@ -307,7 +358,7 @@ impl Replay {
                 continue;
             };
             let mut rx = tx.subscribe();
-            let waited = tokio::time::timeout(self.wait, rx.wait_for(|done| *done)).await;
+            let waited = tokio::time::timeout(self.settings.wait, rx.wait_for(|done| *done)).await;
             if waited.is_err() {
                 let n = &self.plan.notifications[position];
                 self.diverged(Divergence {
@@ -317,7 +368,7 @@ impl Replay {
                     replay_seq: None,
                     message: format!(
                         "the response was held for notification #{} which was not delivered within {:?}",
-                        n.seq, self.wait
+                        n.seq, self.settings.wait
                     ),
                 });
             }
@@ -332,7 +383,10 @@ impl Replay {
                 .error
                 .clone()
                 .unwrap_or_else(|| "no response was recorded".into());
-            return Reply::error(StatusCode::BAD_GATEWAY, "upstreamError", &message);
+            return Reply::json(
+                StatusCode::BAD_GATEWAY,
+                &error_json("upstreamError", &message),
+            );
         };
         let body = self.substitute(&resp.body.bytes);
         let headers = resend(&resp.headers, body.len());
@@ -345,7 +399,7 @@ impl Replay {
 
     /// OpenID configuration and JWKS, when replay signs callback tokens.
     fn discovery(&self, path: &str) -> Option<Response<Body>> {
-        let CallbackAuth::Sign(signer) = &self.auth else {
+        let CallbackAuth::Sign(signer) = &self.settings.auth else {
             return None;
         };
         let doc = if OPENID_PATHS.contains(&path) {
@@ -353,7 +407,8 @@ impl Replay {
                 .recorded_claims()
                 .iss
                 .unwrap_or_else(|| "https://api.botframework.com".into());
-            signer.openid_configuration(&issuer, &format!("{}{}", self.self_url, JWKS_PATHS[0]))
+            let jwks_uri = format!("{}{}", self.settings.self_url, JWKS_PATHS[0]);
+            signer.openid_configuration(&issuer, &jwks_uri)
         } else if JWKS_PATHS.contains(&path) {
             signer.jwks()
         } else {

@@ -33,6 +33,9 @@ pub struct PlannedNotification {
     pub gap_us: i64,
     /// Lookup id of the call it is about, if any.
     pub call: Option<String>,
+    /// When recorded, it reached graphtape after the response to its cause had: it
+    /// must not overtake that response in the replay either (`--fast` could).
+    pub after_response: bool,
 }
 
 /// The plan for a whole replay.
@@ -104,15 +107,19 @@ pub fn plan(exchanges: &[Exchange<StoredBody>], options: &PlanOptions) -> Plan {
                     .as_ref()
                     .and_then(|c| last_api_of_call.get(c).copied())
                     .or(last_api);
-                let (anchor, gap_us) = match cause {
+                let (anchor, gap_us, after_response) = match cause {
                     Some(ordinal) => {
                         let cause_ex = &exchanges[api[ordinal]];
                         (
                             Anchor::Cause(ordinal),
                             ex.timing.request_start_us - cause_ex.timing.request_start_us,
+                            cause_ex
+                                .timing
+                                .response_start_us
+                                .is_some_and(|r| ex.timing.request_start_us >= r),
                         )
                     }
-                    None => (Anchor::Start, ex.timing.request_start_us - first_us),
+                    None => (Anchor::Start, ex.timing.request_start_us - first_us, false),
                 };
                 notifications.push(PlannedNotification {
                     index,
@@ -121,6 +128,7 @@ pub fn plan(exchanges: &[Exchange<StoredBody>], options: &PlanOptions) -> Plan {
                     anchor,
                     gap_us: gap_us.max(0),
                     call,
+                    after_response,
                 });
             }
         }
@@ -129,13 +137,12 @@ pub fn plan(exchanges: &[Exchange<StoredBody>], options: &PlanOptions) -> Plan {
         .iter()
         .enumerate()
         .map(|(ordinal, &index)| {
-            let response_start = exchanges[index].timing.response_start_us;
+            let responded = exchanges[index].timing.response_start_us.is_some();
             notifications
                 .iter()
                 .enumerate()
-                .filter(|(_, n)| n.anchor == Anchor::Cause(ordinal))
                 .filter(|(_, n)| {
-                    response_start.is_some_and(|r| exchanges[n.index].timing.request_start_us < r)
+                    responded && n.anchor == Anchor::Cause(ordinal) && !n.after_response
                 })
                 .map(|(position, _)| position)
                 .collect()
@@ -289,6 +296,12 @@ mod tests {
         ];
         let p = plan(&session, &PlanOptions::default());
         assert_eq!(p.holds, vec![vec![0]]);
+        let after: Vec<bool> = p.notifications.iter().map(|n| n.after_response).collect();
+        assert_eq!(
+            after,
+            vec![false, true],
+            "the second waits for the response"
+        );
     }
 
     #[test]

@@ -65,6 +65,12 @@ pub async fn deliver_all(replay: Arc<Replay>, delivery: Delivery, start: Instant
                 arrived
             }
         };
+        if let (Some(_), Anchor::Cause(ordinal), true) =
+            (anchor, planned.anchor, planned.after_response)
+        {
+            // Recorded after its cause's response: do not overtake it.
+            replay.response_sent(ordinal).await;
+        }
         let Some(anchor) = anchor else {
             undelivered(&replay, position);
             replay.finished(position);
@@ -110,21 +116,18 @@ fn undelivered(replay: &Replay, position: usize) {
             let r = &replay.recorded[replay.plan.api[ordinal]];
             format!(
                 "its cause, recorded #{} {} {}, was never made within {:?}",
-                r.seq, r.request.method, r.request.path, replay.wait
+                r.seq, r.request.method, r.request.path, replay.settings.wait
             )
         }
         Anchor::Start => "no cause".into(),
     };
-    let d = Divergence {
+    replay.diverged(Divergence {
         kind: "notification-undelivered",
         call: planned.call.clone(),
         recorded_seq: Some(planned.seq),
         replay_seq: None,
         message: format!("not delivered: {cause}"),
-    };
-    if let Ok(mut report) = replay.report.lock() {
-        report.diverged(d);
-    }
+    });
 }
 
 /// Sends one notification; `due` is its planned send time, measured against the moment
@@ -133,7 +136,7 @@ async fn deliver(replay: &Replay, delivery: &Delivery, position: usize, due: Ins
     let planned = &replay.plan.notifications[position];
     let recorded = &replay.recorded[planned.index];
     let body = replay.substitute(&recorded.request.body.bytes);
-    let headers = outgoing_headers(recorded, &replay.auth, body.len());
+    let headers = outgoing_headers(recorded, &replay.settings.auth, body.len());
     let method = Method::from_bytes(recorded.request.method.as_bytes()).unwrap_or(Method::POST);
     let mut req = Request::new(Full::new(body.clone()));
     *req.method_mut() = method;
@@ -160,20 +163,18 @@ async fn deliver(replay: &Replay, delivery: &Delivery, position: usize, due: Ins
         )),
         _ => None,
     };
-    if let Ok(mut report) = replay.report.lock() {
-        // A notification the bot answered, whatever it answered, was delivered.
-        if outcome.error.is_none() {
-            report.delivered(&planned.call, late_us);
-        }
-        if let Some((kind, message)) = divergence {
-            report.diverged(Divergence {
-                kind,
-                call: planned.call.clone(),
-                recorded_seq: Some(planned.seq),
-                replay_seq: Some(seq),
-                message,
-            });
-        }
+    // A notification the bot answered, whatever it answered, was delivered.
+    if outcome.error.is_none() {
+        replay.report(|r| r.delivered(&planned.call, late_us));
+    }
+    if let Some((kind, message)) = divergence {
+        replay.diverged(Divergence {
+            kind,
+            call: planned.call.clone(),
+            recorded_seq: Some(planned.seq),
+            replay_seq: Some(seq),
+            message,
+        });
     }
     let ex = Exchange {
         seq,
