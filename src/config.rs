@@ -1,6 +1,7 @@
 //! Validated settings built from the raw command-line arguments.
 
 use std::fmt;
+use std::time::Duration;
 
 use http::Uri;
 
@@ -15,6 +16,25 @@ pub enum ConfigError {
     },
     #[error("--max-body {value:?}: {reason}")]
     Size { value: String, reason: String },
+    #[error("{flag} {value}: give a number of seconds{}", if *.positive { " above 0" } else { ", 0 or more" })]
+    Seconds {
+        flag: &'static str,
+        value: f64,
+        positive: bool,
+    },
+}
+
+/// Seconds from a flag as a duration; `positive` refuses 0 (timeouts).
+pub fn seconds(flag: &'static str, value: f64, positive: bool) -> Result<Duration, ConfigError> {
+    let ok = value.is_finite() && (value > 0.0 || (!positive && value == 0.0));
+    if !ok {
+        return Err(ConfigError::Seconds {
+            flag,
+            value,
+            positive,
+        });
+    }
+    Ok(Duration::from_secs_f64(value))
 }
 
 /// A base URL graphtape forwards to (the upstream, the bot): scheme, authority and an
@@ -150,6 +170,24 @@ mod tests {
             let msg = Upstream::parse(value).unwrap_err().to_string();
             assert!(msg.contains(reason), "{value}: {msg}");
         }
+    }
+
+    #[test]
+    fn seconds_say_what_is_allowed() {
+        assert_eq!(seconds("--wait", 0.0, false).unwrap(), Duration::ZERO);
+        assert_eq!(
+            seconds("--wait", -1.0, false).unwrap_err().to_string(),
+            "--wait -1: give a number of seconds, 0 or more"
+        );
+        assert_eq!(
+            seconds("--bot-timeout", 0.0, true).unwrap_err().to_string(),
+            "--bot-timeout 0: give a number of seconds above 0"
+        );
+        assert!(seconds("--wait", f64::NAN, false).is_err());
+        assert_eq!(
+            seconds("--x", 1.5, true).unwrap(),
+            Duration::from_millis(1500)
+        );
     }
 
     #[test]

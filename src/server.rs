@@ -89,6 +89,16 @@ pub async fn serve<H, F>(
     }
 }
 
+/// Binds a listener for `flag` (named in the error), non-blocking for tokio, and
+/// returns it with the address it got (port 0 picks one).
+pub fn bind(addr: SocketAddr, flag: &str) -> std::io::Result<(std::net::TcpListener, SocketAddr)> {
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{flag} {addr}: cannot listen: {e}")))?;
+    listener.set_nonblocking(true)?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
+
 /// The URL a listener can be reached at, as printed in `listening` lines.
 pub fn listen_url(addr: SocketAddr, tls: bool) -> String {
     format!("{}://{}", if tls { "https" } else { "http" }, addr)

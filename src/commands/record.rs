@@ -1,7 +1,6 @@
 //! `graphtape record`: run the recording proxy until SIGINT/SIGTERM.
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,12 +12,12 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::cli::RecordArgs;
 use crate::clock::{format_unix_micros, SessionClock};
-use crate::config::{parse_size, Upstream};
+use crate::config::{parse_size, seconds, Upstream};
 use crate::proxy::api::ApiProxy;
 use crate::proxy::callback::CallbackProxy;
 use crate::proxy::{CallbackRoutes, Forwarder, Relay};
 use crate::redact::Redactor;
-use crate::server::{listen_url, serve};
+use crate::server::{bind, listen_url, serve};
 use crate::store::{self, Access, Recorder};
 use crate::tls::{self, CertSource};
 
@@ -46,8 +45,8 @@ impl Plan {
             .as_deref()
             .map(|u| Upstream::parse_flag("--public-url", u))
             .transpose()?;
-        let upstream_timeout = seconds("--upstream-timeout", args.upstream_timeout)?;
-        let bot_timeout = seconds("--bot-timeout", args.bot_timeout)?;
+        let upstream_timeout = seconds("--upstream-timeout", args.upstream_timeout, true)?;
+        let bot_timeout = seconds("--bot-timeout", args.bot_timeout, true)?;
         if args.callback_listen.is_none() {
             for (given, flag) in [
                 (bot.is_some(), "--bot-url"),
@@ -87,13 +86,6 @@ impl Plan {
     }
 }
 
-fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
-    if !(value.is_finite() && value > 0.0) {
-        bail!("{flag} {value}: give a positive number of seconds");
-    }
-    Ok(Duration::from_secs_f64(value))
-}
-
 /// Names a self-signed certificate must cover for local clients and Graph stand-ins.
 fn self_signed_names(args: &RecordArgs, public_url: Option<&Upstream>) -> Vec<String> {
     let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
@@ -119,14 +111,6 @@ fn cert_path_beside(db: &Path) -> PathBuf {
         .file_stem()
         .map_or_else(|| "graphtape".into(), |s| s.to_string_lossy().to_string());
     db.with_file_name(format!("{stem}-cert.pem"))
-}
-
-fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<(std::net::TcpListener, SocketAddr)> {
-    let listener = std::net::TcpListener::bind(addr)
-        .with_context(|| format!("{flag} {addr}: cannot listen"))?;
-    listener.set_nonblocking(true)?;
-    let local = listener.local_addr()?;
-    Ok((listener, local))
 }
 
 pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
@@ -164,7 +148,7 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
     let clock = Arc::new(SessionClock::start());
     let name = match args.session.clone() {
         Some(name) => name,
-        None => default_name(&conn, clock.wall_start_us())?,
+        None => default_name(&conn, clock.wall_start_us()),
     };
     let config = serde_json::json!({
         "graphtape": env!("CARGO_PKG_VERSION"),
@@ -274,20 +258,15 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `rec-YYYYMMDD-HHMMSS`, with a suffix if that is taken.
-fn default_name(conn: &rusqlite::Connection, wall_us: i64) -> anyhow::Result<String> {
+fn default_name(conn: &rusqlite::Connection, wall_us: i64) -> String {
     let stamp: String = format_unix_micros(wall_us)
         .chars()
         .take(19)
         .filter(|c| c.is_ascii_digit() || *c == 'T')
         .collect();
     let base = format!("rec-{}", stamp.replace('T', "-"));
-    let mut candidate = base.clone();
-    let mut n = 1;
-    while store::find_session(conn, &candidate).is_ok() {
-        n += 1;
-        candidate = format!("{base}-{n}");
-    }
-    Ok(candidate)
+    let suffixed = (2..).map(|n| format!("{base}-{n}"));
+    store::unused_name(conn, std::iter::once(base.clone()).chain(suffixed)).unwrap_or(base)
 }
 
 async fn stopped(mut rx: watch::Receiver<()>) {

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use super::source::{check_call, load};
 use crate::cli::ReplayArgs;
 use crate::clock::SessionClock;
-use crate::config::Upstream;
+use crate::config::{seconds, Upstream};
 use crate::graph::normalize_id;
 use crate::proxy::Forwarder;
 use crate::redact::Redactor;
@@ -22,22 +22,13 @@ use crate::replay::matcher::MatchRules;
 use crate::replay::plan::{plan, PlanOptions};
 use crate::replay::scheduler::{deliver_all, Delivery, Pace};
 use crate::replay::substitute::default_learn_keys;
-use crate::server::{listen_url, serve};
+use crate::server::{bind, listen_url, serve};
 use crate::store::{self, Access};
 use crate::tls;
 
-fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
-    if !(value.is_finite() && value >= 0.0) {
-        bail!("{flag} {value}: give a number of seconds, 0 or more");
-    }
-    Ok(Duration::from_secs_f64(value))
-}
-
 /// `<session>-replay-N`, the first N not taken.
 fn replay_name(conn: &rusqlite::Connection, session: &str) -> String {
-    (1..)
-        .map(|n| format!("{session}-replay-{n}"))
-        .find(|name| store::find_session(conn, name).is_err())
+    store::unused_name(conn, (1..).map(|n| format!("{session}-replay-{n}")))
         .unwrap_or_else(|| format!("{session}-replay"))
 }
 
@@ -63,9 +54,9 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     } else {
         Pace::Speed(args.speed)
     };
-    let wait = seconds("--wait", args.wait)?;
-    let settle = seconds("--settle", args.settle)?;
-    let bot_timeout = seconds("--bot-timeout", args.bot_timeout)?;
+    let wait = seconds("--wait", args.wait, false)?;
+    let settle = seconds("--settle", args.settle, false)?;
+    let bot_timeout = seconds("--bot-timeout", args.bot_timeout, true)?;
     let mode = AuthMode::parse(&args.callback_auth)?;
     let calls: Vec<String> = args.calls.iter().filter_map(|c| normalize_id(c)).collect();
 
@@ -95,15 +86,13 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
     };
 
-    let listener = if args.no_graph {
-        None
-    } else {
-        let l = std::net::TcpListener::bind(args.api_listen)
-            .with_context(|| format!("--api-listen {}: cannot listen", args.api_listen))?;
-        l.set_nonblocking(true)?;
-        Some(l)
+    let (listener, api_addr) = match args.no_graph {
+        true => (None, None),
+        false => {
+            let (l, addr) = bind(args.api_listen, "--api-listen")?;
+            (Some(l), Some(addr))
+        }
     };
-    let api_addr = listener.as_ref().map(|l| l.local_addr()).transpose()?;
 
     let conn = store::open(db, Access::Create)?;
     let record_as = match &args.record_as {

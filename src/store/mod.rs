@@ -15,7 +15,9 @@ pub use exchanges::{insert_exchange, load_exchanges};
 pub use open::{open, redaction_key, Access};
 pub use prepare::prepare;
 pub use routes::{insert_route, load_routes};
-pub use sessions::{create_session, find_session, list_sessions, SessionInfo, SessionSummary};
+pub use sessions::{
+    create_session, find_session, list_sessions, unused_name, SessionInfo, SessionSummary,
+};
 pub use writer::{spawn_writer, Recorder, StoreHealth, WriterHandle};
 
 use std::path::PathBuf;

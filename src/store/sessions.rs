@@ -52,6 +52,16 @@ pub fn create_session(
     Ok(conn.last_insert_rowid())
 }
 
+/// The first of `candidates` that names no session yet.
+pub fn unused_name(
+    conn: &Connection,
+    candidates: impl IntoIterator<Item = String>,
+) -> Option<String> {
+    candidates
+        .into_iter()
+        .find(|name| find_session(conn, name).is_err())
+}
+
 /// Looks a session up by name; the error lists the sessions that do exist.
 pub fn find_session(conn: &Connection, name: &str) -> Result<SessionInfo, StoreError> {
     let found = conn
