@@ -410,6 +410,10 @@ async fn tls_upstream_is_trusted_only_with_its_ca() {
     .await;
     assert_eq!(parts.status, 201);
     assert_eq!(&body[..], CALL_CREATED);
+    // The upstream offered h2 by ALPN: graphtape spoke HTTP/2 to it, HTTP/1.1 to the bot.
+    assert_eq!(graph.seen()[0].version, http::Version::HTTP_2);
+    assert_eq!(&graph.seen()[0].body[..], CREATE_CALL);
+    assert_eq!(parts.version, http::Version::HTTP_11);
     assert!(gt.stop().await.status.success());
 
     // Without the CA the certificate is rejected, and that is recorded too.

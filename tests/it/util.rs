@@ -161,6 +161,7 @@ pub fn graphtape(args: &[&str]) -> std::process::Output {
 pub struct Seen {
     pub method: String,
     pub uri: String,
+    pub version: http::Version,
     pub headers: http::HeaderMap,
     pub body: Bytes,
 }
@@ -236,6 +237,7 @@ impl FakePeer {
                             let seen = Seen {
                                 method: parts.method.to_string(),
                                 uri: parts.uri.to_string(),
+                                version: parts.version,
                                 headers: parts.headers,
                                 body,
                             };
@@ -316,6 +318,9 @@ pub fn self_signed() -> (rustls::ServerConfig, String) {
     .with_no_client_auth()
     .with_single_cert(vec![cert.cert.der().clone()], key)
     .unwrap();
+    let mut config = config;
+    // Offer HTTP/2 like Graph's front doors do.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     (config, pem)
 }
 
