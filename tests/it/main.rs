@@ -7,5 +7,6 @@ mod graph_sim;
 mod record;
 mod recordings;
 mod replay;
+mod replayer;
 mod store_files;
 mod util;

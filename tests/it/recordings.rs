@@ -7,14 +7,12 @@
 //! Regenerate with `cargo test --test it regenerate_recordings -- --ignored`.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
-
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 use crate::bot::*;
 use crate::flows::*;
 use crate::graph_sim::SimOptions;
+use crate::replayer::replay_with;
 use crate::util::*;
 
 struct Example {
@@ -307,44 +305,29 @@ async fn examples_replay_cleanly_to_a_bot_running_the_same_script() {
             .filter(|e| e["direction"] == "callback")
             .count();
         let bot = Bot::start(Script::default()).await;
-        let port = free_port();
-        bot.use_api(&format!("http://127.0.0.1:{port}"));
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_graphtape"))
-            .arg("replay")
-            .arg(file(example))
-            .args([
-                "--db",
-                db.to_str().unwrap(),
-                "--bot-url",
-                &bot.peer.url,
-                "--api-listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .args(["--fast", "--wait", "2", "--settle", "0.2"])
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut text = String::new();
-        tokio::time::timeout(DEADLINE, async {
-            while !text.contains("listening api=") {
-                assert!(out.read_line(&mut text).await.unwrap() > 0, "{text}");
-            }
-            let raced = run_script(&bot, example.flow, "ctx-replay").await;
-            if example.racy {
-                assert!(
-                    raced,
-                    "{}: the completion beat the invite's response again",
-                    example.name
-                );
-            }
-            out.read_to_string(&mut text).await.unwrap();
-            let status = child.wait().await.unwrap();
-            assert_eq!(status.code(), Some(0), "{}: {text}", example.name);
-        })
-        .await
-        .unwrap_or_else(|_| panic!("{}: replay did not finish: {text}", example.name));
+        let r = replay_with(
+            &db,
+            file(example).to_str().unwrap(),
+            &bot,
+            &["--fast"],
+            async |bot: &Bot| run_script(bot, example.flow, "ctx-replay").await,
+        )
+        .await;
+        assert_eq!(
+            r.code,
+            Some(0),
+            "{}: {}{}",
+            example.name,
+            r.stdout,
+            r.stderr
+        );
+        if example.racy {
+            assert!(
+                r.raced,
+                "{}: the completion beat the invite's response again",
+                example.name
+            );
+        }
         assert_eq!(bot.bodies().len(), notifications, "{}", example.name);
         if matches!(example.flow, Flow::Invite | Flow::InviteFromIncoming) && !example.racy {
             // Recorded after the invite's response, so sent after it in the replay too

@@ -2,14 +2,13 @@
 //! and a scripted bot, then replay them to a fresh bot running the same script.
 
 use std::path::Path;
-use std::process::Stdio;
 
 use bytes::Bytes;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 use crate::bot::*;
 use crate::flows::*;
 use crate::graph_sim::*;
+use crate::replayer::*;
 use crate::util::*;
 
 /// The meeting flow of these tests: join, invite (the completion races the response),
@@ -18,84 +17,6 @@ const MEETING: Flow = Flow::Invite;
 
 async fn record(db: &Path, name: &str, flow: Flow) -> Vec<Bytes> {
     record_flow(db, name, flow, SimOptions::default()).await
-}
-
-/// What a replay run gave.
-struct Replayed {
-    code: Option<i32>,
-    stdout: String,
-    report: serde_json::Value,
-    /// The race was reproduced (meeting flow).
-    raced: bool,
-}
-
-/// Replays `source` to `bot` while the bot runs the flow's script.
-async fn replay(
-    db: &Path,
-    source: &str,
-    bot: &Bot,
-    flow: Flow,
-    client_context: &str,
-    extra: &[&str],
-) -> Replayed {
-    let port = free_port();
-    let api = format!("http://127.0.0.1:{port}");
-    bot.use_api(&api);
-    let report_path = db.with_file_name(format!("report-{port}.json"));
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_graphtape"))
-        .arg("replay")
-        .arg(source)
-        .arg("--db")
-        .arg(db)
-        .args([
-            "--bot-url",
-            &bot.peer.url,
-            "--api-listen",
-            &format!("127.0.0.1:{port}"),
-            "--wait",
-            "2",
-            "--settle",
-            "0.2",
-        ])
-        .arg("--report")
-        .arg(&report_path)
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let script = run_script(bot, flow, client_context);
-    let (raced, status, out) = tokio::time::timeout(DEADLINE, async {
-        // The bot may call Graph only once replay listens.
-        let mut out = String::new();
-        let ready = if extra.contains(&"--no-graph") {
-            "replaying "
-        } else {
-            "listening api="
-        };
-        while !out.contains(ready) {
-            if stdout.read_line(&mut out).await.unwrap() == 0 {
-                break;
-            }
-        }
-        let raced = script.await;
-        stdout.read_to_string(&mut out).await.unwrap();
-        (raced, child.wait().await.unwrap(), out)
-    })
-    .await
-    .expect("replay did not finish");
-    let report = std::fs::read(&report_path)
-        .map(|b| serde_json::from_slice(&b).unwrap())
-        .unwrap_or_default();
-    Replayed {
-        code: status.code(),
-        stdout: out,
-        report,
-        raced,
-    }
 }
 
 #[tokio::test]
@@ -109,7 +30,7 @@ async fn incoming_call_replays_exactly_and_repeatably() {
     for run in 1..=2 {
         let bot = Bot::start(Script::default()).await;
         let r = replay(&db, "incoming", &bot, Flow::Incoming, "", &["--fast"]).await;
-        assert_eq!(r.code, Some(0), "run {run}: {}", r.stdout);
+        assert_eq!(r.code, Some(0), "run {run}: {}{}", r.stdout, r.stderr);
         assert!(
             r.stdout
                 .contains(&format!("record-as=incoming-replay-{run}")),
@@ -170,7 +91,7 @@ async fn meeting_replay_reproduces_the_race_and_echoes_the_bots_client_context()
         &["--speed", "1"],
     )
     .await;
-    assert_eq!(r.code, Some(0), "{}", r.stdout);
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
     assert!(
         r.raced,
         "the completion reached the bot before the invite's response, as recorded"
@@ -197,49 +118,32 @@ async fn a_bot_that_skips_a_request_fails_the_replay_naming_the_call() {
         ..Script::default()
     })
     .await;
-    bot.use_api("http://127.0.0.1:1");
-    let port = free_port();
-    let report = dir.path().join("r.json");
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_graphtape"))
-        .args([
-            "replay",
-            "incoming",
-            "--db",
-            db.to_str().unwrap(),
-            "--bot-url",
-            &bot.peer.url,
-            "--fast",
-            "--wait",
-            "0.5",
-            "--settle",
-            "0.1",
-        ])
-        .args([
-            "--api-listen",
-            &format!("127.0.0.1:{port}"),
-            "--report",
-            report.to_str().unwrap(),
-        ])
-        .output();
-    let out = tokio::time::timeout(DEADLINE, out)
-        .await
-        .expect("replay did not finish")
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    let r = replay_with(
+        &db,
+        "incoming",
+        &bot,
+        &["--fast", "--wait", "0.5", "--settle", "0.1"],
+        async |bot: &Bot| {
+            bot.peer.wait_for(1).await;
+            false
+        },
+    )
+    .await;
+    assert_eq!(r.code, Some(1), "{}{}", r.stdout, r.stderr);
     let call = INCOMING.to_lowercase();
     assert!(
-        text.contains(&format!("divergence missing-request [{call}]")),
-        "{text}"
+        r.stdout
+            .contains(&format!("divergence missing-request [{call}]")),
+        "{}",
+        r.stdout
     );
     assert!(
-        text.contains("divergence notification-undelivered"),
-        "{text}"
+        r.stdout.contains("divergence notification-undelivered"),
+        "{}",
+        r.stdout
     );
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
-    assert_eq!(report["passed"], false);
-    let kinds: Vec<&str> = report["divergences"]
+    assert_eq!(r.report["passed"], false);
+    let kinds: Vec<&str> = r.report["divergences"]
         .as_array()
         .unwrap()
         .iter()
@@ -271,7 +175,7 @@ async fn extra_requests_and_other_statuses_fail_the_replay() {
         &["--fast", "--no-graph"],
     )
     .await;
-    assert_eq!(r.code, Some(1), "{}", r.stdout);
+    assert_eq!(r.code, Some(1), "{}{}", r.stdout, r.stderr);
     assert!(
         r.stdout.contains("divergence notification-status"),
         "{}",
@@ -283,73 +187,45 @@ async fn extra_requests_and_other_statuses_fail_the_replay() {
         r.stdout
     );
 
-    // A bot that makes a request the recording never saw.
+    // A bot that hangs up twice, then makes a request the recording never saw.
     let bot = Bot::start(Script::default()).await;
-    let port = free_port();
-    bot.use_api(&format!("http://127.0.0.1:{port}"));
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_graphtape"))
-        .args([
-            "replay",
-            "incoming",
-            "--db",
-            db.to_str().unwrap(),
-            "--bot-url",
-            &bot.peer.url,
-            "--fast",
-            "--wait",
-            "2",
-            "--settle",
-            "0.3",
-        ])
-        .args(["--api-listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    run_script(&bot, Flow::Incoming, "").await;
-    // Hanging up twice: the recording has one DELETE.
-    let (status, _) = bot
-        .graph(
-            "DELETE",
-            &format!("/v1.0/communications/calls/{}", dashed(INCOMING)),
-            b"",
-        )
-        .await;
-    assert_eq!(
-        status, 204,
-        "an extra request is still answered as recorded"
-    );
-    let (status, body) = bot
-        .graph(
-            "POST",
-            &format!(
+    let r = replay_with(
+        &db,
+        "incoming",
+        &bot,
+        &["--fast", "--settle", "0.3"],
+        async |bot: &Bot| {
+            run_script(bot, Flow::Incoming, "").await;
+            let hang_up = format!("/v1.0/communications/calls/{}", dashed(INCOMING));
+            let (status, _) = bot.graph("DELETE", &hang_up, b"").await;
+            assert_eq!(
+                status, 204,
+                "an extra request is still answered as recorded"
+            );
+            let invite = format!(
                 "/v1.0/communications/calls/{}/participants/invite",
                 dashed(INCOMING)
-            ),
-            &invite_body("x", None),
-        )
-        .await;
-    assert_eq!(status, 404);
-    let diag: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(diag["error"]["code"], "replayUnmatched");
+            );
+            let (status, body) = bot.graph("POST", &invite, &invite_body("x", None)).await;
+            assert_eq!(status, 404);
+            let diag: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(diag["error"]["code"], "replayUnmatched");
+            assert!(
+                diag["error"]["innerError"]["nearest"]["seq"].is_u64(),
+                "{diag}"
+            );
+            false
+        },
+    )
+    .await;
+    assert_eq!(r.code, Some(1), "{}{}", r.stdout, r.stderr);
     assert!(
-        diag["error"]["innerError"]["nearest"]["seq"].is_u64(),
-        "{diag}"
+        r.stdout.contains("divergence unmatched-request"),
+        "{}",
+        r.stdout
     );
-    let out = tokio::time::timeout(DEADLINE, child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("divergence unmatched-request"), "{text}");
-    assert!(
-        text.contains(&format!(
-            "divergence extra-request [{}]",
-            INCOMING.to_lowercase()
-        )),
-        "{text}"
-    );
+    let extra = format!("divergence extra-request [{}]", INCOMING.to_lowercase());
+    assert!(r.stdout.contains(&extra), "{}", r.stdout);
 
     // diff shows where this replay departed from the recording.
     let out = graphtape(&[
@@ -373,6 +249,8 @@ async fn signed_callback_tokens_verify_only_against_graphtapes_keys() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("g.db");
     record(&db, "incoming", Flow::Incoming).await;
+    // The bot's validator fetches the keys from the replay's API listener, whose port
+    // it knows up front.
     let port = free_port();
     let trusting = Bot::start(Script {
         answer: Answer::Verify {
@@ -381,43 +259,17 @@ async fn signed_callback_tokens_verify_only_against_graphtapes_keys() {
         ..Script::default()
     })
     .await;
-    trusting.use_api(&format!("http://127.0.0.1:{port}"));
-    let report = dir.path().join("r.json");
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_graphtape"))
-        .args([
-            "replay",
-            "incoming",
-            "--db",
-            db.to_str().unwrap(),
-            "--bot-url",
-            &trusting.peer.url,
-            "--fast",
-            "--wait",
-            "2",
-            "--settle",
-            "0.2",
-        ])
-        .args([
-            "--api-listen",
-            &format!("127.0.0.1:{port}"),
-            "--report",
-            report.to_str().unwrap(),
-        ])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    run_script(&trusting, Flow::Incoming, "").await;
-    let out = tokio::time::timeout(DEADLINE, child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let listen = format!("127.0.0.1:{port}");
+    let r = replay(
+        &db,
+        "incoming",
+        &trusting,
+        Flow::Incoming,
+        "",
+        &["--fast", "--api-listen", &listen],
+    )
+    .await;
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
     assert!(db.with_file_name("g-signing-key.pem").exists());
     // The token carries the recorded issuer and audience.
     let token = trusting.peer.seen()[0].headers["authorization"]
@@ -466,7 +318,7 @@ async fn signed_callback_tokens_verify_only_against_graphtapes_keys() {
         &["--fast", "--no-graph"],
     )
     .await;
-    assert_eq!(r.code, Some(1), "{}", r.stdout);
+    assert_eq!(r.code, Some(1), "{}{}", r.stdout, r.stderr);
     assert!(
         r.stdout.contains("the bot answered 401, recorded 202"),
         "{}",
@@ -493,7 +345,7 @@ async fn no_graph_delivers_notifications_on_the_recorded_clock() {
         &["--no-graph", "--callback-auth", "none"],
     )
     .await;
-    assert_eq!(r.code, Some(0), "{}", r.stdout);
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
     assert!(!r.stdout.contains("listening api="), "{}", r.stdout);
     assert_eq!(bot.bodies(), recorded);
     assert!(bot
@@ -570,7 +422,7 @@ async fn call_filter_replays_only_that_call() {
         &["--no-graph", "--fast", "--call", &dashed(INCOMING)],
     )
     .await;
-    assert_eq!(r.code, Some(0), "{}", r.stdout);
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("notifications=4"), "{}", r.stdout);
     assert!(bot
         .bodies()
