@@ -40,6 +40,36 @@ async fn start(db: &Path, graph: &FakePeer, bot: &FakePeer, extra: &[&str]) -> G
     Graphtape::record(db, &args).await
 }
 
+/// The usual set-up: a simulated Graph, a bot, and graphtape between them recording
+/// session "s" into a fresh database.
+struct Rig {
+    sim: std::sync::Arc<GraphSim>,
+    graph: FakePeer,
+    bot: FakePeer,
+    dir: tempfile::TempDir,
+    db: std::path::PathBuf,
+    gt: Graphtape,
+}
+
+impl Rig {
+    async fn start() -> Rig {
+        let sim = GraphSim::new(None);
+        let graph = FakePeer::start(sim.handler()).await;
+        let bot = bot().await;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("g.db");
+        let gt = start(&db, &graph, &bot, &[]).await;
+        Rig {
+            sim,
+            graph,
+            bot,
+            dir,
+            db,
+            gt,
+        }
+    }
+}
+
 /// The API exchanges and notification POSTs of a session as (seq, direction, what).
 fn timeline(db: &Path) -> Vec<(u64, String, String)> {
     exchanges(db, "s")
@@ -78,12 +108,14 @@ fn join_body(callback: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn incoming_call_answered() {
-    let sim = GraphSim::new(None);
-    let graph = FakePeer::start(sim.handler()).await;
-    let bot = bot().await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("g.db");
-    let gt = start(&db, &graph, &bot, &[]).await;
+    let Rig {
+        sim,
+        graph,
+        bot,
+        dir,
+        db,
+        gt,
+    } = Rig::start().await;
     let callback = gt.callback.clone().unwrap();
 
     // Graph calls the bot registration's webhook, which points at graphtape.
@@ -201,12 +233,14 @@ async fn join(gt: &Graphtape, bot: &FakePeer) {
 
 #[tokio::test]
 async fn join_meeting_without_media() {
-    let sim = GraphSim::new(None);
-    let graph = FakePeer::start(sim.handler()).await;
-    let bot = bot().await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("g.db");
-    let gt = start(&db, &graph, &bot, &[]).await;
+    let Rig {
+        sim: _sim,
+        graph: _graph,
+        bot,
+        dir: _dir,
+        db,
+        gt,
+    } = Rig::start().await;
     join(&gt, &bot).await;
     assert!(gt.stop().await.status.success());
     assert_eq!(
@@ -226,12 +260,14 @@ async fn join_meeting_without_media() {
 
 #[tokio::test]
 async fn invite_notification_before_response_is_recorded_in_that_order() {
-    let sim = GraphSim::new(None);
-    let graph = FakePeer::start(sim.handler()).await;
-    let bot = bot().await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("g.db");
-    let gt = start(&db, &graph, &bot, &[]).await;
+    let Rig {
+        sim: _sim,
+        graph: _graph,
+        bot,
+        dir: _dir,
+        db,
+        gt,
+    } = Rig::start().await;
     join(&gt, &bot).await;
 
     let invite = br##"{"participants":[{"@odata.type":"#microsoft.graph.invitationParticipantInfo","identity":{"user":{"id":"8A34A46B-3D17-4ADC-8DCE-DC4E7D572698"}},"replacesCallId":"/app/calls/57DAB8B1894C409AB240BD8BEAE78896"}],"clientContext":"d45324c1-fcb5-430a-902c-f20af696537c"}"##;
@@ -297,12 +333,14 @@ async fn invite_notification_before_response_is_recorded_in_that_order() {
 
 #[tokio::test]
 async fn a_post_with_two_notifications_is_indexed_as_two() {
-    let sim = GraphSim::new(None);
-    let graph = FakePeer::start(sim.handler()).await;
-    let bot = bot().await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("g.db");
-    let gt = start(&db, &graph, &bot, &[]).await;
+    let Rig {
+        sim: _sim,
+        graph: _graph,
+        bot,
+        dir: _dir,
+        db,
+        gt,
+    } = Rig::start().await;
     join(&gt, &bot).await;
     let (parts, _) = send(
         &client(),
