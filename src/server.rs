@@ -15,13 +15,18 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::proxy::reply::Body;
+use crate::proxy::reply::{self, Body};
+use tokio_util::task::TaskTracker;
 
 /// How long a stop waits for in-flight exchanges before giving up on them.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves `handler` on `listener` until `shutdown` resolves, then stops accepting and
 /// waits (up to [`DRAIN_TIMEOUT`]) for open connections to finish their exchanges.
+///
+/// Each request is handled in a task of its own, tracked until it ends: a client that
+/// hangs up mid-exchange does not cancel the handler, so the exchange still completes
+/// upstream and is recorded, and a stop waits for it too.
 pub async fn serve<H, F>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
@@ -33,6 +38,7 @@ pub async fn serve<H, F>(
 {
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
+    let handlers = TaskTracker::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -48,9 +54,20 @@ pub async fn serve<H, F>(
                 };
                 let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
+                let handlers = handlers.clone();
                 let service = service_fn(move |req| {
-                    let handler = handler.clone();
-                    async move { Ok::<_, Infallible>(handler(req).await) }
+                    let task = handlers.spawn(handler(req));
+                    async move {
+                        let response = task.await.unwrap_or_else(|e| {
+                            tracing::error!(error = %e, "request handler failed");
+                            reply::error(
+                                http::StatusCode::INTERNAL_SERVER_ERROR,
+                                "internalError",
+                                "graphtape failed while handling this request",
+                            )
+                        });
+                        Ok::<_, Infallible>(response)
+                    }
                 });
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
@@ -81,11 +98,13 @@ pub async fn serve<H, F>(
         }
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("some connections did not finish within {DRAIN_TIMEOUT:?}");
+    handlers.close();
+    let drained = async {
+        graceful.shutdown().await;
+        handlers.wait().await;
+    };
+    if tokio::time::timeout(DRAIN_TIMEOUT, drained).await.is_err() {
+        tracing::warn!("some exchanges did not finish within {DRAIN_TIMEOUT:?}");
     }
 }
 

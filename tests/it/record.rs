@@ -616,3 +616,44 @@ async fn failing_store(policy: &str, second_status: u16) {
         assert!(unrecorded >= 1, "{policy}: the session counts what it lost");
     }
 }
+
+#[tokio::test]
+async fn a_bot_that_hangs_up_mid_exchange_is_still_recorded() {
+    use tokio::io::AsyncWriteExt;
+    let (arrived_tx, mut arrived_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let gate = release.clone();
+    let graph = FakePeer::start(handler(move |_| {
+        let arrived = arrived_tx.clone();
+        let gate = gate.clone();
+        async move {
+            let _ = arrived.send(());
+            gate.notified().await;
+            respond(200, &[], b"answered after the bot left")
+        }
+    }))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    let gt = Graphtape::record(&db, &["--upstream", &graph.url, "--session", "gone"]).await;
+    let addr = gt.api.trim_start_matches("http://").to_string();
+    let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    sock.write_all(
+        b"POST /v1.0/communications/calls HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
+    )
+    .await
+    .unwrap();
+    arrived_rx.recv().await.unwrap();
+    drop(sock);
+    release.notify_one();
+    // The stop waits for the exchange, which completes although nobody reads it.
+    let stopped = gt.stop().await;
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+    let ex = exchanges(&db, "gone");
+    assert_eq!(ex.len(), 1);
+    assert_eq!(ex[0].request.body.bytes, b"{}");
+    assert_eq!(
+        ex[0].response.as_ref().unwrap().body.bytes,
+        b"answered after the bot left"
+    );
+}
