@@ -468,14 +468,17 @@ fn is_credential_header(lowercase_name: &str) -> bool {
 }
 
 /// Names are compared decoded so `access%5Ftoken=` cannot slip through.
-fn is_secret_param(raw_name: &[u8]) -> bool {
+/// Whether a query or form parameter (raw, possibly percent-encoded name) carries a
+/// credential.
+pub fn is_secret_param(raw_name: &[u8]) -> bool {
     let name = percent_decode(raw_name);
     SECRET_PARAMS
         .iter()
         .any(|secret| secret.as_bytes().eq_ignore_ascii_case(&name))
 }
 
-fn is_secret_json_key(key: &str) -> bool {
+/// Whether a JSON object key names a credential field.
+pub fn is_secret_json_key(key: &str) -> bool {
     SECRET_JSON_KEYS
         .iter()
         .any(|secret| secret.eq_ignore_ascii_case(key))

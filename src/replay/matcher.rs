@@ -43,8 +43,11 @@ impl Default for MatchRules {
 }
 
 impl MatchRules {
+    /// Ignored keys, plus credential fields: the recording holds placeholders where
+    /// the live request holds real tokens, so they can never be compared.
     fn ignores(&self, key: &str) -> bool {
         self.ignore_keys.iter().any(|k| k.eq_ignore_ascii_case(key))
+            || crate::redact::is_secret_json_key(key)
     }
 }
 
@@ -286,14 +289,21 @@ fn strip_keys(value: &mut Value, rules: &MatchRules) {
     }
 }
 
-/// A query string as a sorted multiset of decoded pairs; `a` reads as `a=`.
+/// A query string as a sorted multiset of decoded pairs; `a` reads as `a=`. Credential
+/// values (a placeholder when recorded, a token when live) compare equal and are never
+/// shown in differences.
 fn query_pairs(query: &str) -> Vec<(String, String)> {
     let mut pairs: Vec<(String, String)> = query
         .split('&')
         .filter(|part| !part.is_empty())
         .map(|part| {
             let (key, value) = part.split_once('=').unwrap_or((part, ""));
-            (percent_decode(key), percent_decode(value))
+            let value = if crate::redact::is_secret_param(key.as_bytes()) {
+                "(credential)".to_string()
+            } else {
+                percent_decode(value)
+            };
+            (percent_decode(key), value)
         })
         .collect();
     pairs.sort();
@@ -596,6 +606,33 @@ mod tests {
             recorded[3].clone(),
         ]);
         assert_eq!(nearest(&m), Some(2), "fewest differences");
+    }
+
+    #[test]
+    fn credentials_never_decide_a_match_nor_appear_in_differences() {
+        let recorded = rec(
+            "POST",
+            "/v1.0/x",
+            Some("access_token=graphtape-redacted:0123456789ab&a=1"),
+            r#"{"token":"graphtape-redacted:0123456789ab","n":1}"#,
+        );
+        let mut m = Matcher::new(vec![recorded.clone()], MatchRules::default());
+        let secret_live = live(
+            "POST",
+            "/v1.0/x",
+            Some("a=1&access_token=LIVE-SECRET"),
+            r#"{"n":1,"token":"LIVE-SECRET"}"#,
+        );
+        assert_eq!(m.take(&secret_live), MatchOutcome::Matched(0));
+        let other = live(
+            "POST",
+            "/v1.0/x",
+            Some("a=2&access_token=LIVE-SECRET"),
+            r#"{"n":1}"#,
+        );
+        let text = differences(&recorded, &other, &MatchRules::default()).join("\n");
+        assert!(text.contains("a=2"), "{text}");
+        assert!(!text.contains("LIVE-SECRET"), "{text}");
     }
 
     #[test]
