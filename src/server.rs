@@ -122,3 +122,19 @@ pub fn bind(addr: SocketAddr, flag: &str) -> std::io::Result<(std::net::TcpListe
 pub fn listen_url(addr: SocketAddr, tls: bool) -> String {
     format!("{}://{}", if tls { "https" } else { "http" }, addr)
 }
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM: how graphtape is asked to stop.
+pub async fn stop_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}

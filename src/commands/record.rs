@@ -17,7 +17,7 @@ use crate::proxy::api::ApiProxy;
 use crate::proxy::callback::CallbackProxy;
 use crate::proxy::{CallbackRoutes, Forwarder, Relay};
 use crate::redact::Redactor;
-use crate::server::{bind, listen_url, serve};
+use crate::server::{bind, listen_url, serve, stop_signal};
 use crate::store::{self, Access, Recorder};
 use crate::tls::{self, CertSource};
 
@@ -227,7 +227,7 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         out.flush()?;
         drop(out);
 
-        wait_for_signal().await?;
+        stop_signal().await?;
         tracing::info!("stopping: finishing in-flight exchanges");
         drop(stop_tx);
         for server in servers {
@@ -272,21 +272,4 @@ fn default_name(conn: &rusqlite::Connection, wall_us: i64) -> String {
 async fn stopped(mut rx: watch::Receiver<()>) {
     // Resolves when the sender is dropped.
     while rx.changed().await.is_ok() {}
-}
-
-async fn wait_for_signal() -> anyhow::Result<()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r.context("waiting for SIGINT")?,
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
-    Ok(())
 }

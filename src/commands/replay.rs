@@ -20,9 +20,10 @@ use crate::replay::auth::{AuthMode, CallbackAuth, Signer};
 use crate::replay::engine::{Replay, Settings};
 use crate::replay::matcher::MatchRules;
 use crate::replay::plan::{plan, PlanOptions};
+use crate::replay::report::Divergence;
 use crate::replay::scheduler::{deliver_all, Delivery, Pace};
 use crate::replay::substitute::default_learn_keys;
-use crate::server::{bind, listen_url, serve};
+use crate::server::{bind, listen_url, serve, stop_signal};
 use crate::store::{self, Access};
 use crate::tls;
 
@@ -174,9 +175,25 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         };
         out.flush()?;
         drop(out);
-        wait_for_bot(&bot, wait).await?;
-        deliver_all(engine.clone(), delivery, tokio::time::Instant::now()).await;
-        finish_requests(&engine, wait, settle).await;
+        let run = async {
+            wait_for_bot(&bot, wait).await?;
+            deliver_all(engine.clone(), delivery, tokio::time::Instant::now()).await;
+            finish_requests(&engine, wait, settle).await;
+            anyhow::Ok(())
+        };
+        tokio::select! {
+            done = run => done?,
+            _ = stop_signal() => {
+                // Stop early but still record and report what happened so far.
+                engine.diverged(Divergence {
+                    kind: "interrupted",
+                    call: None,
+                    recorded_seq: None,
+                    replay_seq: None,
+                    message: "the replay was interrupted before the end".into(),
+                });
+            }
+        }
         drop(stop_tx);
         if let Some(server) = server {
             server.await?;

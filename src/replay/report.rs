@@ -8,7 +8,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Divergence {
     /// `unmatched-request`, `extra-request`, `missing-request`, `notification-status`,
-    /// `notification-undelivered`, `notification-failed`, `held-response-timeout`.
+    /// `notification-undelivered`, `notification-failed`, `held-response-timeout`,
+    /// `interrupted`.
     pub kind: &'static str,
     pub call: Option<String>,
     /// The recorded event it is about, if any.

@@ -442,3 +442,50 @@ async fn call_filter_replays_only_that_call() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such call"));
 }
+
+#[tokio::test]
+async fn an_interrupted_replay_still_reports_and_records_what_happened() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    record(&db, "incoming", Flow::Incoming).await;
+    let bot = Bot::start(Script {
+        answer_incoming: false,
+        ..Script::default()
+    })
+    .await;
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_graphtape"))
+        .args([
+            "replay",
+            "incoming",
+            "--db",
+            db.to_str().unwrap(),
+            "--bot-url",
+            &bot.peer.url,
+        ])
+        .args(["--api-listen", "127.0.0.1:0", "--fast", "--wait", "60"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // The incoming call arrived; replay now waits (up to a minute) for the answer.
+    bot.peer.wait_for(1).await;
+    // SAFETY: kill(2) on a child we spawned and have not reaped.
+    assert_eq!(
+        unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGINT) },
+        0
+    );
+    let out = tokio::time::timeout(DEADLINE, child.wait_with_output())
+        .await
+        .expect("an interrupted replay stops promptly")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("divergence interrupted"), "{text}");
+    let replayed = exchanges(&db, "incoming-replay-1");
+    assert_eq!(
+        replayed.len(),
+        1,
+        "the delivered notification is in the replay session"
+    );
+}
