@@ -79,7 +79,11 @@ pub struct ShowArgs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// A session in --db, or a recording file.
-    pub session: String,
+    #[arg(required_unless_present = "rules")]
+    pub session: Option<String>,
+    /// List the rules (id, severity range, what each finds) and exit.
+    #[arg(long)]
+    pub rules: bool,
     /// Only findings about this call (any id spelling).
     #[arg(long)]
     pub call: Option<String>,

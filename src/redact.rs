@@ -127,11 +127,6 @@ impl Redactor {
         }
     }
 
-    /// Whether redaction is on; lets callers record how a tape was made.
-    pub fn is_enabled(&self) -> bool {
-        self.enabled
-    }
-
     /// `graphtape-redacted:` followed by the first 12 lowercase hex digits of
     /// HMAC-SHA256(key, secret).
     pub fn placeholder(&self, secret: &[u8]) -> String {
@@ -865,8 +860,6 @@ mod tests {
     #[test]
     fn disabled_changes_nothing() {
         let r = Redactor::disabled();
-        assert!(!r.is_enabled());
-        assert!(redactor().is_enabled());
         assert!(r.placeholder(b"x").starts_with(PLACEHOLDER_PREFIX));
         let bearer = format!("Bearer {}", bot_jwt());
         assert_eq!(r.header_value("Authorization", bearer.as_bytes()), None);

@@ -6,10 +6,20 @@ use std::process::ExitCode;
 use super::output::{color, emit};
 use super::source::{check_call, load};
 use crate::cli::CheckArgs;
-use crate::inspect::{check, Filter};
+use crate::inspect::{check, Filter, RULES};
 
 pub fn run(db: &Path, args: &CheckArgs) -> anyhow::Result<ExitCode> {
-    let source = load(db, &args.session)?;
+    let Some(session) = args.session.as_deref().filter(|_| !args.rules) else {
+        let width = RULES.iter().map(|r| r.id.len()).max().unwrap_or(0);
+        emit(
+            RULES
+                .iter()
+                .map(|r| format!("{:<width$}  {}", r.id, r.summary)),
+            false,
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    let source = load(db, session)?;
     if let Some(call) = &args.call {
         check_call(&source, call)?;
     }

@@ -180,6 +180,9 @@ fn examples_import_and_show_check_and_list_calls() {
         since.lines().next().unwrap().trim_start().starts_with('3'),
         "{since}"
     );
+    let (_, rules) = stdout(&["check", "--rules"]);
+    assert_eq!(rules.lines().count(), 11, "{rules}");
+    assert!(rules.lines().all(|l| !l.starts_with(' ')), "{rules}");
     let (code, _) = stdout(&["check", "--db", db, "racy-invite", "--fail-on", "error"]);
     assert_eq!(code, Some(1), "state-regression is an error");
     for (args, want) in [
