@@ -352,3 +352,42 @@ async fn examples_replay_cleanly_to_a_bot_running_the_same_script() {
         }
     }
 }
+
+/// Runs `graphtape args` on a pseudo-terminal (util-linux `script`), as a person would.
+fn on_terminal(args: &str, env: &[(&str, &str)]) -> String {
+    let command = format!("{} {args}", env!("CARGO_BIN_EXE_graphtape"));
+    let mut script = std::process::Command::new("script");
+    script
+        .args(["-qec", &command, "/dev/null"])
+        .env_remove("NO_COLOR");
+    for (k, v) in env {
+        script.env(k, v);
+    }
+    let out = script
+        .output()
+        .expect("script(1) from util-linux runs graphtape on a pty");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+fn show_on_a_terminal_pages_and_colours_like_git() {
+    let racy = file(&EXAMPLES[4]);
+    let racy = racy.to_str().unwrap();
+    // A pager that numbers lines proves the output went through it.
+    let paged = on_terminal(&format!("show {racy}"), &[("GRAPHTAPE_PAGER", "cat -n")]);
+    let first = paged.lines().next().unwrap();
+    assert!(first.trim_start().starts_with("1\t"), "{paged}");
+    assert!(paged.contains("\x1b["), "colour on a terminal: {paged}");
+    let plain = on_terminal(&format!("show --no-pager {racy}"), &[("NO_COLOR", "1")]);
+    assert!(!plain.contains("\x1b["), "NO_COLOR is honoured: {plain}");
+    assert!(
+        !plain.lines().next().unwrap().contains('\t'),
+        "--no-pager: {plain}"
+    );
+    assert_eq!(plain.lines().count(), 8);
+}
