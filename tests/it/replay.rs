@@ -102,6 +102,18 @@ async fn meeting_replay_reproduces_the_race_and_echoes_the_bots_client_context()
         .collect();
     assert_eq!(bot.bodies(), expected, "bytes equal after substitution");
     assert!(String::from_utf8_lossy(&bot.bodies()[2]).contains("ctx-live"));
+    // The invite's recorded response echoes the bot's new clientContext too.
+    let replayed = exchanges(&fresh, "meeting-replay-1");
+    let invite = replayed
+        .iter()
+        .find(|e| e.request.path.ends_with("/invite"))
+        .unwrap();
+    let answer = String::from_utf8_lossy(&invite.response.as_ref().unwrap().body.bytes).to_string();
+    assert!(
+        answer.contains("\"clientContext\":\"ctx-live\""),
+        "{answer}"
+    );
+    assert!(!answer.contains("ctx-recorded"), "{answer}");
     let t = &r.report["timing_error"];
     assert_eq!(t["count"], 5);
     assert!(t["max_us"].as_f64().unwrap() < 50_000.0, "{t}");
