@@ -88,6 +88,20 @@ pub struct Exchange<B> {
     pub error: Option<String>,
 }
 
+impl RequestRecord<StoredBody> {
+    /// The body's content, decoded if it was sent gzip- or deflate-encoded.
+    pub fn content(&self) -> std::borrow::Cow<'_, [u8]> {
+        crate::content_encoding::content(&self.headers, &self.body.bytes)
+    }
+}
+
+impl ResponseRecord<StoredBody> {
+    /// The body's content, decoded if it was sent gzip- or deflate-encoded.
+    pub fn content(&self) -> std::borrow::Cow<'_, [u8]> {
+        crate::content_encoding::content(&self.headers, &self.body.bytes)
+    }
+}
+
 /// A body as stored: the first `--max-body` bytes (after redaction), with the full
 /// length and SHA-256 so a truncated body can still be identified.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -16,6 +16,7 @@ pub mod clock;
 pub mod codec;
 pub mod commands;
 pub mod config;
+pub mod content_encoding;
 pub mod exchange;
 pub mod graph;
 pub mod inspect;

@@ -206,17 +206,34 @@ fn post_data(headers: &Headers, body: &StoredBody) -> Value {
     Value::Object(out)
 }
 
+/// HAR's `content` is the decoded body: a gzip response shows its JSON, with
+/// `compression` saying how many bytes the encoding saved.
 fn content(headers: &Headers, body: &StoredBody) -> Value {
     let mut out = Map::new();
-    out.insert("size".into(), json!(body.len));
+    let decoded = (!body.truncated)
+        .then(|| crate::content_encoding::decode(headers, &body.bytes))
+        .flatten();
+    let bytes: &[u8] = decoded.as_deref().unwrap_or(&body.bytes);
+    match &decoded {
+        Some(d) => {
+            out.insert("size".into(), json!(d.len()));
+            out.insert(
+                "compression".into(),
+                json!(d.len() as i64 - body.bytes.len() as i64),
+            );
+        }
+        None => {
+            out.insert("size".into(), json!(body.len));
+        }
+    }
     out.insert("mimeType".into(), json!(mime_type(headers)));
-    if !body.bytes.is_empty() {
-        match std::str::from_utf8(&body.bytes) {
+    if !bytes.is_empty() {
+        match std::str::from_utf8(bytes) {
             Ok(text) => {
                 out.insert("text".into(), json!(text));
             }
             Err(_) => {
-                out.insert("text".into(), json!(base64(&body.bytes)));
+                out.insert("text".into(), json!(base64(bytes)));
                 out.insert("encoding".into(), json!("base64"));
             }
         }

@@ -852,7 +852,7 @@ fn graph_errors(s: &Session<'_>) -> Vec<Finding> {
         if let Some(detail) = api
             .response
             .as_ref()
-            .and_then(|r| graph_error_detail(&r.body.bytes))
+            .and_then(|r| graph_error_detail(&r.content()))
         {
             message.push_str(&format!(" ({detail})"));
         }

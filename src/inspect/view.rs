@@ -39,7 +39,7 @@ pub(crate) fn api_ids(ex: &Exchange<StoredBody>) -> CallIds {
         &full_path(ex),
         resp.map(|r| r.status),
         resp.and_then(|r| header(&r.headers, "location")),
-        resp.map(|r| r.body.bytes.as_slice()).unwrap_or_default(),
+        &resp.map(|r| r.content()).unwrap_or_default(),
     )
 }
 
@@ -67,7 +67,7 @@ pub(crate) fn notes(ex: &Exchange<StoredBody>) -> Vec<Note> {
     if ex.direction != Direction::Callback {
         return Vec::new();
     }
-    let body = &ex.request.body.bytes;
+    let body = &ex.request.content();
     let Ok(indexes) = parse_notifications(body) else {
         return Vec::new();
     };
@@ -150,7 +150,7 @@ pub(crate) fn reported(ex: &Exchange<StoredBody>) -> Option<String> {
     if ex.direction != Direction::Api {
         return None;
     }
-    let body = json_body(&ex.response.as_ref()?.body.bytes)?;
+    let body = json_body(&ex.response.as_ref()?.content())?;
     ["status", "state"]
         .iter()
         .find_map(|k| body.get(*k).and_then(Value::as_str))

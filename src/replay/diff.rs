@@ -56,7 +56,7 @@ pub fn event_key(ex: &Exchange<StoredBody>) -> EventKey {
 
 /// What a callback delivered: its notifications, or failing that its path and hash.
 fn callback_subject(ex: &Exchange<StoredBody>) -> String {
-    match graph::parse_notifications(&ex.request.body.bytes) {
+    match graph::parse_notifications(&ex.request.content()) {
         Ok(notifications) if !notifications.is_empty() => notifications
             .iter()
             .map(notification_summary)

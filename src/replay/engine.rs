@@ -18,7 +18,8 @@ use super::plan::Plan;
 use super::report::{Divergence, Report, ReportBuilder};
 use super::substitute::Substitutions;
 use crate::clock::SessionClock;
-use crate::exchange::{Direction, Exchange, ResponseRecord, StoredBody};
+use crate::content_encoding::map_content;
+use crate::exchange::{Direction, Exchange, Headers, ResponseRecord, StoredBody};
 use crate::graph::ids_from_path;
 use crate::proxy::capture::Inbound;
 use crate::proxy::headers::{resend, to_record};
@@ -213,9 +214,14 @@ impl Replay {
     }
 
     /// Applies learned substitutions.
-    pub fn substitute(&self, body: &[u8]) -> Bytes {
+    /// A recorded body with the learned substitutions applied to its content (an
+    /// encoded body is decoded, changed and encoded again).
+    pub fn substitute(&self, headers: &Headers, body: &[u8]) -> Bytes {
         let subs = self.subs.lock();
-        match subs.ok().and_then(|s| s.apply(body)) {
+        let changed = subs
+            .ok()
+            .and_then(|s| map_content(headers, body, |content| s.apply(content)));
+        match changed {
             Some(changed) => Bytes::from(changed),
             None => Bytes::copy_from_slice(body),
         }
@@ -388,7 +394,7 @@ impl Replay {
                 &error_json("upstreamError", &message),
             );
         };
-        let body = self.substitute(&resp.body.bytes);
+        let body = self.substitute(&resp.headers, &resp.body.bytes);
         let headers = resend(&resp.headers, body.len());
         Reply {
             status: StatusCode::from_u16(resp.status).unwrap_or(StatusCode::OK),

@@ -168,7 +168,7 @@ pub fn api_call(ex: &Exchange<StoredBody>) -> Option<String> {
         &path,
         resp.map(|r| r.status),
         resp.and_then(|r| header(&r.headers, "location")),
-        resp.map(|r| r.body.bytes.as_slice()).unwrap_or_default(),
+        &resp.map(|r| r.content()).unwrap_or_default(),
     )
     .call
     .map(|id| id.norm)
@@ -176,7 +176,7 @@ pub fn api_call(ex: &Exchange<StoredBody>) -> Option<String> {
 
 /// The call a notification POST is about: its first notification that names one.
 pub fn notification_call(ex: &Exchange<StoredBody>) -> Option<String> {
-    parse_notifications(&ex.request.body.bytes)
+    parse_notifications(&ex.request.content())
         .ok()?
         .into_iter()
         .find_map(|n| n.call.map(|c| c.norm))

@@ -135,7 +135,7 @@ fn undelivered(replay: &Replay, position: usize) {
 async fn deliver(replay: &Replay, delivery: &Delivery, position: usize, due: Instant) {
     let planned = &replay.plan.notifications[position];
     let recorded = &replay.recorded[planned.index];
-    let body = replay.substitute(&recorded.request.body.bytes);
+    let body = replay.substitute(&recorded.request.headers, &recorded.request.body.bytes);
     let headers = outgoing_headers(recorded, &replay.settings.auth, body.len());
     let method = Method::from_bytes(recorded.request.method.as_bytes()).unwrap_or(Method::POST);
     let mut req = Request::new(Full::new(body.clone()));

@@ -36,7 +36,7 @@ pub fn insert_exchange(
     let resp = ex.response.as_ref();
     let notifications = match ex.direction {
         // A body that is not a notification batch is still recorded, just not indexed.
-        Direction::Callback => parse_notifications(&req.body.bytes).unwrap_or_default(),
+        Direction::Callback => parse_notifications(&req.content()).unwrap_or_default(),
         Direction::Api => Vec::new(),
     };
     let ids = match ex.direction {
@@ -50,7 +50,7 @@ pub fn insert_exchange(
                 &full_path,
                 resp.map(|r| r.status),
                 resp.and_then(|r| header(&r.headers, "location")),
-                resp.map(|r| r.body.bytes.as_slice()).unwrap_or_default(),
+                &resp.map(|r| r.content()).unwrap_or_default(),
             )
         }
         // A POST is about the call its first notification names.

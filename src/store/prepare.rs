@@ -5,6 +5,7 @@
 
 use bytes::Bytes;
 
+use crate::content_encoding::map_content;
 use crate::exchange::{header, Exchange, Headers, RequestRecord, ResponseRecord, StoredBody};
 use crate::redact::Redactor;
 
@@ -72,8 +73,11 @@ fn headers(redactor: &Redactor, headers: Headers) -> Headers {
         .collect()
 }
 
+/// An encoded body is redacted in its content and encoded again, so a token inside a
+/// gzip response is caught too.
 fn body(redactor: &Redactor, headers: &Headers, raw: &[u8], max_body: usize) -> StoredBody {
-    match redactor.body(header(headers, "content-type"), raw) {
+    let content_type = header(headers, "content-type");
+    match map_content(headers, raw, |content| redactor.body(content_type, content)) {
         Some(redacted) => StoredBody::capture(&redacted, max_body),
         None => StoredBody::capture(raw, max_body),
     }
@@ -140,6 +144,29 @@ mod tests {
         assert_eq!(resp.body.bytes, b"0123");
         assert!(resp.body.truncated);
         assert_eq!(resp.body.len, 10);
+    }
+
+    #[test]
+    fn secrets_inside_gzip_bodies_are_redacted_too() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(br#"{"recordingAccessToken":"SECRET6","x":1}"#)
+            .unwrap();
+        let mut ex = captured();
+        let resp = ex.response.as_mut().unwrap();
+        resp.headers = vec![
+            ("content-type".into(), b"application/json".to_vec()),
+            ("content-encoding".into(), b"gzip".to_vec()),
+        ];
+        resp.body = Bytes::from(gz.finish().unwrap());
+        let stored = prepare(ex, &Redactor::new(&[7; 32]), 1 << 20);
+        let content = stored.response.unwrap().content().into_owned();
+        let text = String::from_utf8(content).unwrap();
+        assert!(!text.contains("SECRET6"), "{text}");
+        assert!(
+            text.contains("graphtape-redacted:") && text.contains(r#""x":1"#),
+            "{text}"
+        );
     }
 
     #[test]

@@ -657,3 +657,61 @@ async fn a_bot_that_hangs_up_mid_exchange_is_still_recorded() {
         b"answered after the bot left"
     );
 }
+
+#[tokio::test]
+async fn gzip_responses_pass_byte_exact_and_are_read_decoded() {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(CALL_CREATED).unwrap();
+    let packed = gz.finish().unwrap();
+    let wire = packed.clone();
+    let graph = FakePeer::start(handler(move |_| {
+        let wire = wire.clone();
+        async move {
+            respond(
+                201,
+                &[
+                    ("content-type", "application/json"),
+                    ("content-encoding", "gzip"),
+                ],
+                &wire,
+            )
+        }
+    }))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    let gt = Graphtape::record(&db, &["--upstream", &graph.url, "--session", "gz"]).await;
+    let (parts, body) = send(
+        &client(),
+        request(
+            "POST",
+            &format!("{}/v1.0/communications/calls", gt.api),
+            &[
+                ("accept-encoding", "gzip"),
+                ("content-type", "application/json"),
+            ],
+            CREATE_CALL,
+        ),
+    )
+    .await;
+    assert_eq!(parts.status, 201);
+    assert_eq!(parts.headers["content-encoding"], "gzip");
+    assert_eq!(&body[..], &packed[..], "the compressed bytes, unchanged");
+    assert!(gt.stop().await.status.success());
+    let ex = exchanges(&db, "gz");
+    assert_eq!(
+        ex[0].response.as_ref().unwrap().body.bytes,
+        packed,
+        "stored as received"
+    );
+    // ...but read decoded: the call id comes from the gzip body, and show reports its state.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let call: String = conn
+        .query_row("SELECT call_id FROM exchanges", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(call, "90ed37dcd8e34e119de330a955dda06f");
+    let out = graphtape(&["show", "--db", db.to_str().unwrap(), "gz"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("[establishing]"), "{text}");
+}
