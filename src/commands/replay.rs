@@ -175,24 +175,34 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         };
         out.flush()?;
         drop(out);
-        let run = async {
-            wait_for_bot(&bot, wait).await?;
-            deliver_all(engine.clone(), delivery, tokio::time::Instant::now()).await;
-            finish_requests(&engine, wait, settle).await;
-            anyhow::Ok(())
-        };
-        tokio::select! {
-            done = run => done?,
-            _ = stop_signal() => {
-                // Stop early but still record and report what happened so far.
-                engine.diverged(Divergence {
-                    kind: "interrupted",
-                    call: None,
-                    recorded_seq: None,
-                    replay_seq: None,
-                    message: "the replay was interrupted before the end".into(),
-                });
+        // SIGINT/SIGTERM stop the replay early; what happened so far is still
+        // recorded and reported.
+        let (interrupt_tx, interrupted) = watch::channel(false);
+        tokio::spawn(async move {
+            if stop_signal().await.is_ok() {
+                interrupt_tx.send_replace(true);
             }
+        });
+        let mut stopped = interrupted.clone();
+        tokio::select! {
+            ready = wait_for_bot(&bot, wait) => ready?,
+            _ = stopped.wait_for(|s| *s) => {}
+        }
+        if !*interrupted.borrow() {
+            deliver_all(engine.clone(), delivery, tokio::time::Instant::now(), interrupted.clone()).await;
+        }
+        tokio::select! {
+            () = finish_requests(&engine, wait, settle) => {}
+            _ = stopped.wait_for(|s| *s) => {}
+        }
+        if *interrupted.borrow() {
+            engine.diverged(Divergence {
+                kind: "interrupted",
+                call: None,
+                recorded_seq: None,
+                replay_seq: None,
+                message: "the replay was interrupted before the end".into(),
+            });
         }
         drop(stop_tx);
         if let Some(server) = server {

@@ -8,11 +8,12 @@ use std::time::Duration;
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderValue, Method, Request, Version};
 use http_body_util::Full;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::auth::CallbackAuth;
 use super::engine::Replay;
-use super::plan::Anchor;
+use super::plan::{Anchor, PlannedNotification};
 use super::report::Divergence;
 use crate::config::Upstream;
 use crate::exchange::{
@@ -49,36 +50,26 @@ pub struct Delivery {
     pub progress: bool,
 }
 
-/// Delivers every planned notification; returns when all are delivered or given up.
-pub async fn deliver_all(replay: Arc<Replay>, delivery: Delivery, start: Instant) {
+/// Delivers every planned notification; returns when all are delivered or given up,
+/// or early when `stop` turns true (between deliveries: one under way completes and is
+/// recorded).
+pub async fn deliver_all(
+    replay: Arc<Replay>,
+    delivery: Delivery,
+    start: Instant,
+    mut stop: watch::Receiver<bool>,
+) {
     let total = replay.plan.notifications.len();
     let mut missing_causes: Vec<usize> = Vec::new();
     for (position, planned) in replay.plan.notifications.iter().enumerate() {
-        let anchor = match planned.anchor {
-            Anchor::Start => Some(start),
-            Anchor::Cause(ordinal) if missing_causes.contains(&ordinal) => None,
-            Anchor::Cause(ordinal) => {
-                let arrived = replay.arrival(ordinal).await;
-                if arrived.is_none() {
-                    missing_causes.push(ordinal);
-                }
-                arrived
-            }
+        let due = tokio::select! {
+            due = due_time(&replay, &delivery, planned, start, &mut missing_causes) => due,
+            _ = stop.wait_for(|stopped| *stopped) => break,
         };
-        if let (Some(_), Anchor::Cause(ordinal), true) =
-            (anchor, planned.anchor, planned.after_response)
-        {
-            // Recorded after its cause's response: do not overtake it.
-            replay.response_sent(ordinal).await;
+        match due {
+            Some(due) => deliver(&replay, &delivery, position, due).await,
+            None => undelivered(&replay, position),
         }
-        let Some(anchor) = anchor else {
-            undelivered(&replay, position);
-            replay.finished(position);
-            continue;
-        };
-        let due = anchor + delivery.pace.scale(planned.gap_us);
-        sleep_precisely(due).await;
-        deliver(&replay, &delivery, position, due).await;
         replay.finished(position);
         if delivery.progress {
             let call = planned.call.as_deref().unwrap_or("-");
@@ -93,6 +84,35 @@ pub async fn deliver_all(replay: Arc<Replay>, delivery: Delivery, start: Instant
     if delivery.progress && total > 0 {
         eprintln!();
     }
+}
+
+/// Waits until a notification is due: its cause made (and answered, if it was recorded
+/// after the answer), then the recorded gap. None if the cause never came.
+async fn due_time(
+    replay: &Replay,
+    delivery: &Delivery,
+    planned: &PlannedNotification,
+    start: Instant,
+    missing_causes: &mut Vec<usize>,
+) -> Option<Instant> {
+    let anchor = match planned.anchor {
+        Anchor::Start => start,
+        Anchor::Cause(ordinal) if missing_causes.contains(&ordinal) => return None,
+        Anchor::Cause(ordinal) => {
+            let Some(arrived) = replay.arrival(ordinal).await else {
+                missing_causes.push(ordinal);
+                return None;
+            };
+            if planned.after_response {
+                // Recorded after its cause's response: do not overtake it.
+                replay.response_sent(ordinal).await;
+            }
+            arrived
+        }
+    };
+    let due = anchor + delivery.pace.scale(planned.gap_us);
+    sleep_precisely(due).await;
+    Some(due)
 }
 
 /// tokio's timer has millisecond resolution: sleep to just before the deadline, then
