@@ -2,6 +2,7 @@
 //! against the recording and answered from it, and each match releases the
 //! notifications it caused.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,6 +46,8 @@ pub struct Replay {
     pub recorded: Vec<Exchange<StoredBody>>,
     matcher: Mutex<Matcher>,
     subs: Mutex<Substitutions>,
+    /// The bot's recorded callback URLs → the ones it gives in this replay.
+    callback_urls: Mutex<HashMap<String, String>>,
     /// Per API ordinal: when the bot made that request in this replay.
     arrivals: Vec<watch::Sender<Option<Instant>>>,
     /// Per API ordinal: its response has been handed to the connection.
@@ -130,6 +133,7 @@ impl Replay {
         Replay {
             matcher: Mutex::new(Matcher::new(requests, settings.rules.clone())),
             subs: Mutex::new(Substitutions::default()),
+            callback_urls: Mutex::new(HashMap::new()),
             arrivals,
             responded,
             done,
@@ -227,6 +231,34 @@ impl Replay {
         }
     }
 
+    /// A bot may give another callback URL than when recorded (a fresh id in the path):
+    /// notifications recorded for the old one go to the new one's path.
+    fn learn_callback_url(&self, recorded_body: &[u8], live_body: &[u8]) {
+        let (Some(recorded), Some(live)) = (callback_url(recorded_body), callback_url(live_body))
+        else {
+            return;
+        };
+        if recorded != live {
+            if let Ok(mut urls) = self.callback_urls.lock() {
+                urls.insert(recorded, live);
+            }
+        }
+    }
+
+    /// The path (and query) to deliver a notification to: where the bot now wants
+    /// notifications that went to `recorded_target`, else `recorded_path`.
+    pub fn delivery_path(&self, recorded_target: Option<&str>, recorded_path: &str) -> String {
+        let live = recorded_target.and_then(|t| {
+            self.callback_urls
+                .lock()
+                .ok()
+                .and_then(|urls| urls.get(t).cloned())
+        });
+        live.and_then(|url| url.parse::<http::Uri>().ok())
+            .and_then(|uri| uri.path_and_query().map(|pq| pq.as_str().to_string()))
+            .unwrap_or_else(|| recorded_path.to_string())
+    }
+
     /// Reports a divergence (and logs it as it happens).
     pub fn diverged(&self, d: Divergence) {
         tracing::warn!(kind = d.kind, message = %d.message, "divergence");
@@ -285,6 +317,7 @@ impl Replay {
                         &self.settings.learn_keys,
                     );
                 }
+                self.learn_callback_url(&recorded.request.body.bytes, &inbound.body);
                 let call = self.plan.api_calls[ordinal].clone();
                 self.report(|r| r.matched(&call, ordinal));
                 if let Some(tx) = self.arrivals.get(ordinal) {
@@ -431,4 +464,14 @@ impl Replay {
             .find_map(super::scheduler::claims_of)
             .unwrap_or_default()
     }
+}
+
+/// The first `callbackUri` (or legacy `callback`) string in a JSON body.
+fn callback_url(body: &[u8]) -> Option<String> {
+    crate::jsonscan::string_values(body, |k| {
+        k.eq_ignore_ascii_case("callbackUri") || k.eq_ignore_ascii_case("callback")
+    })?
+    .into_iter()
+    .next()
+    .map(|(_, url)| url)
 }

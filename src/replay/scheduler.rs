@@ -160,7 +160,8 @@ async fn deliver(replay: &Replay, delivery: &Delivery, position: usize, due: Ins
     let method = Method::from_bytes(recorded.request.method.as_bytes()).unwrap_or(Method::POST);
     let mut req = Request::new(Full::new(body.clone()));
     *req.method_mut() = method;
-    *req.uri_mut() = delivery.bot.join(&planned.path);
+    let path = replay.delivery_path(recorded.target.as_deref(), &planned.path);
+    *req.uri_mut() = delivery.bot.join(&path);
     *req.headers_mut() = headers.clone();
     *req.version_mut() = Version::HTTP_11;
     let target = req.uri().to_string();
@@ -208,8 +209,8 @@ async fn deliver(replay: &Replay, delivery: &Delivery, position: usize, due: Ins
         },
         request: RequestRecord {
             method: recorded.request.method.clone(),
-            path: planned.path.clone(),
-            query: None,
+            query: path.split_once('?').map(|(_, q)| q.to_string()),
+            path: path.split('?').next().unwrap_or_default().to_string(),
             version: "HTTP/1.1".into(),
             headers: to_record(&headers),
             body,

@@ -28,6 +28,8 @@ pub struct Script {
     pub answer: Answer,
     /// Answer incoming calls.
     pub answer_incoming: bool,
+    /// The path of the callbackUri the bot gives Graph.
+    pub callback_path: String,
 }
 
 impl Default for Script {
@@ -35,12 +37,14 @@ impl Default for Script {
         Script {
             answer: Answer::Accept,
             answer_incoming: true,
+            callback_path: BOT_PATH.to_string(),
         }
     }
 }
 
 pub struct Bot {
     pub peer: FakePeer,
+    callback_path: String,
     api: Arc<OnceLock<String>>,
     /// Requests the bot made to Graph and the statuses it got, in order.
     pub calls_made: Arc<Mutex<Vec<(String, u16)>>>,
@@ -54,6 +58,7 @@ impl Bot {
         let own: Arc<OnceLock<String>> = Arc::new(OnceLock::new());
         let calls_made = Arc::new(Mutex::new(Vec::new()));
         let (api2, own2, made) = (api.clone(), own.clone(), calls_made.clone());
+        let callback_path = script.callback_path.clone();
         let peer = FakePeer::start(handler(move |seen: Seen| {
             let (api, own, made, script) =
                 (api2.clone(), own2.clone(), made.clone(), script.clone());
@@ -63,6 +68,7 @@ impl Bot {
         own.set(peer.url.clone()).unwrap();
         Bot {
             peer,
+            callback_path,
             api,
             calls_made,
         }
@@ -105,7 +111,7 @@ impl Bot {
     }
 
     pub fn callback_uri(&self) -> String {
-        format!("{}{BOT_PATH}", self.peer.url)
+        format!("{}{}", self.peer.url, self.callback_path)
     }
 }
 
@@ -150,10 +156,11 @@ async fn react(
                 let api = api.get().cloned().expect("the bot has an API base");
                 let own = own.get().cloned().unwrap();
                 let made = made.clone();
+                let callback_path = script.callback_path.clone();
                 // Answer after acknowledging, as real bots do.
                 tokio::spawn(async move {
                     let body = format!(
-                        r#"{{"callbackUri":"{own}{BOT_PATH}","acceptedModalities":["audio"]}}"#
+                        r#"{{"callbackUri":"{own}{callback_path}","acceptedModalities":["audio"]}}"#
                     );
                     let path = format!("/v1.0/communications/calls/{}/answer", dashed(&id));
                     let (parts, _) = send(

@@ -129,9 +129,20 @@ pub async fn run_script(bot: &Bot, flow: Flow, client_context: &str) -> bool {
 /// Records `flow` as session `name` in `db` through graphtape, with Graph simulated as
 /// `options` say. Returns the notification bodies the bot received.
 pub async fn record_flow(db: &Path, name: &str, flow: Flow, options: SimOptions) -> Vec<Bytes> {
+    record_flow_as(db, name, flow, options, Script::default()).await
+}
+
+/// Like [`record_flow`], with the bot behaving as `script` says.
+pub async fn record_flow_as(
+    db: &Path,
+    name: &str,
+    flow: Flow,
+    options: SimOptions,
+    script: Script,
+) -> Vec<Bytes> {
     let sim = GraphSim::with_options(None, options);
     let graph = FakePeer::start(sim.handler()).await;
-    let bot = Bot::start(Script::default()).await;
+    let bot = Bot::start(script).await;
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let public = format!("http://127.0.0.1:{port}");

@@ -176,6 +176,7 @@ async fn extra_requests_and_other_statuses_fail_the_replay() {
     let bot = Bot::start(Script {
         answer: Answer::Status(500),
         answer_incoming: false,
+        ..Script::default()
     })
     .await;
     let r = replay(
@@ -319,6 +320,7 @@ async fn signed_callback_tokens_verify_only_against_graphtapes_keys() {
             jwks_url: format!("{}/keys", key_server.url),
         },
         answer_incoming: false,
+        ..Script::default()
     })
     .await;
     let r = replay(
@@ -420,8 +422,8 @@ async fn call_filter_replays_only_that_call() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("g.db");
     let bot = Bot::start(Script {
-        answer: Answer::Accept,
         answer_incoming: false,
+        ..Script::default()
     })
     .await;
     // The P2P call's own notifications: incoming, establishing, established, ended.
@@ -500,4 +502,24 @@ async fn an_interrupted_replay_still_reports_and_records_what_happened() {
         1,
         "the delivered notification is in the replay session"
     );
+}
+
+#[tokio::test]
+async fn a_bot_that_gives_a_new_callback_url_gets_its_notifications_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    let recorded_as = Script {
+        callback_path: "/api/calls/run-1".into(),
+        ..Script::default()
+    };
+    record_flow_as(&db, "join", Flow::Join, SimOptions::default(), recorded_as).await;
+    let bot = Bot::start(Script {
+        callback_path: "/api/calls/run-2?tenant=t2".into(),
+        ..Script::default()
+    })
+    .await;
+    let r = replay(&db, "join", &bot, Flow::Join, "", &["--fast"]).await;
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+    let paths: Vec<String> = bot.peer.seen().iter().map(|s| s.uri.clone()).collect();
+    assert_eq!(paths, vec!["/api/calls/run-2?tenant=t2"; 3]);
 }
