@@ -175,6 +175,10 @@ pub struct ReplayArgs {
     /// Seconds the bot has to answer a notification.
     #[arg(long, env = "GRAPHTAPE_BOT_TIMEOUT", default_value_t = 15.0)]
     pub bot_timeout: f64,
+
+    /// Serve the API listener over TLS with this certificate (bots on another host).
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -251,7 +255,19 @@ pub struct RecordArgs {
     #[arg(long, env = "GRAPHTAPE_BOT_TIMEOUT", default_value_t = 15.0)]
     pub bot_timeout: f64,
 
-    /// TLS certificate chain (PEM) for the callback listener (and --api-tls).
+    /// The certificate for the callback listener (and --api-tls).
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
+    /// Serve the API listener over TLS too, with the same certificate.
+    #[arg(long, env = "GRAPHTAPE_API_TLS")]
+    pub api_tls: bool,
+}
+
+/// Where a listener's TLS certificate comes from; none of them means plain HTTP.
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// TLS certificate chain (PEM).
     #[arg(long, env = "GRAPHTAPE_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
 
@@ -263,10 +279,6 @@ pub struct RecordArgs {
     /// database and its path printed (`tls cert=...`). For local testing.
     #[arg(long, env = "GRAPHTAPE_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
     pub tls_self_signed: bool,
-
-    /// Serve the API listener over TLS too, with the same certificate.
-    #[arg(long, env = "GRAPHTAPE_API_TLS")]
-    pub api_tls: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! One module per subcommand; each returns the exit code it wants.
 
 mod calls;
+mod certs;
 mod check;
 mod diff;
 mod export;

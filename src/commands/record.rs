@@ -1,7 +1,7 @@
 //! `graphtape record`: run the recording proxy until SIGINT/SIGTERM.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use super::certs::cert_source;
 use crate::cli::RecordArgs;
 use crate::clock::{format_unix_micros, SessionClock};
 use crate::config::{parse_size, seconds, Upstream};
@@ -57,17 +58,16 @@ impl Plan {
                 }
             }
         }
-        let cert = match (&args.tls_cert, &args.tls_key, args.tls_self_signed) {
-            (Some(cert), Some(key), _) => Some(CertSource::Files {
-                cert: cert.clone(),
-                key: key.clone(),
-            }),
-            (None, None, true) => Some(CertSource::SelfSigned {
-                names: self_signed_names(args, public_url.as_ref()),
-                write_to: cert_path_beside(db),
-            }),
-            _ => None,
-        };
+        let listens: Vec<_> = [Some(args.api_listen), args.callback_listen]
+            .into_iter()
+            .flatten()
+            .collect();
+        let cert = cert_source(
+            &args.tls,
+            db,
+            &listens,
+            public_url.as_ref().map(|u| u.host()),
+        );
         if args.api_tls && cert.is_none() {
             bail!("--api-tls needs a certificate: --tls-cert and --tls-key, or --tls-self-signed");
         }
@@ -84,33 +84,6 @@ impl Plan {
             cert,
         })
     }
-}
-
-/// Names a self-signed certificate must cover for local clients and Graph stand-ins.
-fn self_signed_names(args: &RecordArgs, public_url: Option<&Upstream>) -> Vec<String> {
-    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-    for addr in [Some(args.api_listen), args.callback_listen]
-        .into_iter()
-        .flatten()
-    {
-        if !addr.ip().is_unspecified() {
-            names.push(addr.ip().to_string());
-        }
-    }
-    if let Some(public) = public_url {
-        names.push(public.host().to_string());
-    }
-    names.sort();
-    names.dedup();
-    names
-}
-
-/// `graphtape.db` → `graphtape-cert.pem` in the same folder.
-fn cert_path_beside(db: &Path) -> PathBuf {
-    let stem = db
-        .file_stem()
-        .map_or_else(|| "graphtape".into(), |s| s.to_string_lossy().to_string());
-    db.with_file_name(format!("{stem}-cert.pem"))
 }
 
 pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
+use super::certs::{beside, cert_source};
 use super::source::{check_call, load};
 use crate::cli::ReplayArgs;
 use crate::clock::SessionClock;
@@ -25,7 +27,7 @@ use crate::replay::scheduler::{deliver_all, Delivery, Pace};
 use crate::replay::substitute::default_learn_keys;
 use crate::server::{bind, listen_url, serve, stop_signal};
 use crate::store::{self, Access};
-use crate::tls;
+use crate::tls::{self, CertSource};
 
 /// `<session>-replay-N`, the first N not taken.
 fn replay_name(conn: &rusqlite::Connection, session: &str) -> String {
@@ -34,12 +36,9 @@ fn replay_name(conn: &rusqlite::Connection, session: &str) -> String {
 }
 
 fn signing_key_path(db: &Path, given: Option<&PathBuf>) -> PathBuf {
-    given.cloned().unwrap_or_else(|| {
-        let stem = db
-            .file_stem()
-            .map_or_else(|| "graphtape".into(), |s| s.to_string_lossy().to_string());
-        db.with_file_name(format!("{stem}-signing-key.pem"))
-    })
+    given
+        .cloned()
+        .unwrap_or_else(|| beside(db, "signing-key.pem"))
 }
 
 pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
@@ -87,6 +86,15 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
     };
 
+    let cert = cert_source(&args.tls, db, &[args.api_listen], None);
+    if cert.is_some() && args.no_graph {
+        bail!("--tls-* serve the API listener, which --no-graph does not start");
+    }
+    let server_tls = cert
+        .as_ref()
+        .map(tls::server_config)
+        .transpose()?
+        .map(TlsAcceptor::from);
     let (listener, api_addr) = match args.no_graph {
         true => (None, None),
         false => {
@@ -119,7 +127,9 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     rules.ignore_keys.extend(args.ignore.iter().cloned());
     let mut learn = default_learn_keys();
     learn.extend(args.learn.iter().cloned());
-    let self_url = api_addr.map(|a| listen_url(a, false)).unwrap_or_default();
+    let self_url = api_addr
+        .map(|a| listen_url(a, server_tls.is_some()))
+        .unwrap_or_default();
     let requests_recorded = plan.api.len();
     let notifications_recorded = plan.notifications.len();
     let settings = Settings {
@@ -159,11 +169,14 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         let (stop_tx, stop_rx) = watch::channel(());
         let server = match listener {
             Some(l) => {
+                if let Some(CertSource::SelfSigned { write_to, .. }) = &cert {
+                    writeln!(out, "tls cert={}", write_to.display())?;
+                }
                 writeln!(out, "listening api={self_url}")?;
                 let engine = engine.clone();
                 Some(tokio::spawn(serve(
                     tokio::net::TcpListener::from_std(l)?,
-                    None,
+                    server_tls,
                     move |req| engine.clone().handle(req),
                     async move {
                         let mut rx = stop_rx;

@@ -30,6 +30,8 @@ pub struct Script {
     pub answer_incoming: bool,
     /// The path of the callbackUri the bot gives Graph.
     pub callback_path: String,
+    /// Certificates the bot's Graph client trusts (for an HTTPS API base).
+    pub ca: Option<std::path::PathBuf>,
 }
 
 impl Default for Script {
@@ -38,6 +40,7 @@ impl Default for Script {
             answer: Answer::Accept,
             answer_incoming: true,
             callback_path: BOT_PATH.to_string(),
+            ca: None,
         }
     }
 }
@@ -45,6 +48,7 @@ impl Default for Script {
 pub struct Bot {
     pub peer: FakePeer,
     callback_path: String,
+    ca: Option<std::path::PathBuf>,
     api: Arc<OnceLock<String>>,
     /// Requests the bot made to Graph and the statuses it got, in order.
     pub calls_made: Arc<Mutex<Vec<(String, u16)>>>,
@@ -59,6 +63,7 @@ impl Bot {
         let calls_made = Arc::new(Mutex::new(Vec::new()));
         let (api2, own2, made) = (api.clone(), own.clone(), calls_made.clone());
         let callback_path = script.callback_path.clone();
+        let ca = script.ca.clone();
         let peer = FakePeer::start(handler(move |seen: Seen| {
             let (api, own, made, script) =
                 (api2.clone(), own2.clone(), made.clone(), script.clone());
@@ -69,6 +74,7 @@ impl Bot {
         Bot {
             peer,
             callback_path,
+            ca,
             api,
             calls_made,
         }
@@ -91,7 +97,7 @@ impl Bot {
     /// Calls Graph as the bot: returns status and body.
     pub async fn graph(&self, method: &str, path: &str, body: &[u8]) -> (u16, Bytes) {
         let (parts, body) = send(
-            &client(),
+            &tls_client(self.ca.as_deref()),
             request(
                 method,
                 &format!("{}{path}", self.api()),
@@ -157,6 +163,7 @@ async fn react(
                 let own = own.get().cloned().unwrap();
                 let made = made.clone();
                 let callback_path = script.callback_path.clone();
+                let ca = script.ca.clone();
                 // Answer after acknowledging, as real bots do.
                 tokio::spawn(async move {
                     let body = format!(
@@ -164,7 +171,7 @@ async fn react(
                     );
                     let path = format!("/v1.0/communications/calls/{}/answer", dashed(&id));
                     let (parts, _) = send(
-                        &client(),
+                        &tls_client(ca.as_deref()),
                         request(
                             "POST",
                             &format!("{api}{path}"),

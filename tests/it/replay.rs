@@ -523,3 +523,35 @@ async fn a_bot_that_gives_a_new_callback_url_gets_its_notifications_there() {
     let paths: Vec<String> = bot.peer.seen().iter().map(|s| s.uri.clone()).collect();
     assert_eq!(paths, vec!["/api/calls/run-2?tenant=t2"; 3]);
 }
+
+#[tokio::test]
+async fn replay_serves_the_api_over_tls_for_bots_on_other_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    record(&db, "incoming", Flow::Incoming).await;
+    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, generated.cert.pem()).unwrap();
+    std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
+    let bot = Bot::start(Script {
+        ca: Some(cert.clone()),
+        ..Script::default()
+    })
+    .await;
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let r = replay(
+        &db,
+        "incoming",
+        &bot,
+        Flow::Incoming,
+        "",
+        &["--fast", "--tls-cert", cert, "--tls-key", key],
+    )
+    .await;
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("listening api=https://"), "{}", r.stdout);
+    let made = bot.calls_made.lock().unwrap().clone();
+    assert_eq!(made.len(), 2, "answer and hang-up over TLS: {made:?}");
+    assert!(made.iter().all(|(_, status)| *status < 300), "{made:?}");
+}

@@ -55,7 +55,12 @@ pub async fn replay_with(
             .map(|a| a.to_string())
     };
     let listen = given("--api-listen").unwrap_or_else(|| format!("127.0.0.1:{}", free_port()));
-    bot.use_api(&format!("http://{listen}"));
+    let scheme = if given("--tls-cert").is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    bot.use_api(&format!("{scheme}://{listen}"));
     let port = listen.rsplit(':').next().unwrap_or("0").to_string();
     let report_path = db.with_file_name(format!("report-{port}.json"));
     let mut args: Vec<String> = [

@@ -337,10 +337,13 @@ pub fn h2_client() -> Client<HttpConnector, Full<Bytes>> {
 }
 
 /// Sends a request and reads the whole response.
-pub async fn send(
-    client: &Client<HttpConnector, Full<Bytes>>,
+pub async fn send<C>(
+    client: &Client<C, Full<Bytes>>,
     req: Request<Full<Bytes>>,
-) -> (http::response::Parts, Bytes) {
+) -> (http::response::Parts, Bytes)
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
     let resp = tokio::time::timeout(DEADLINE, client.request(req))
         .await
         .expect("request timed out")
