@@ -1,7 +1,5 @@
 //! `graphtape record`, API direction: fidelity, concurrency, failures, secrets, TLS.
 
-use std::sync::Arc;
-
 use crate::util::*;
 
 const CREATE_CALL: &[u8] = br##"{
@@ -514,26 +512,18 @@ async fn large_bodies_are_forwarded_whole_and_stored_capped() {
 
 #[tokio::test]
 async fn stop_signal_lets_in_flight_exchanges_finish_and_flushes() {
-    let (arrived_tx, mut arrived_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let release = Arc::new(tokio::sync::Notify::new());
-    let gate = release.clone();
-    let graph = FakePeer::start(handler(move |_| {
-        let arrived = arrived_tx.clone();
-        let gate = gate.clone();
-        async move {
-            let _ = arrived.send(());
-            gate.notified().await;
-            respond(200, &[], b"late but whole")
-        }
-    }))
-    .await;
+    let Gated {
+        peer: graph,
+        mut arrived,
+        release,
+    } = Gated::start(b"late but whole").await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("g.db");
     let mut gt = Graphtape::record(&db, &["--upstream", &graph.url, "--session", "drain"]).await;
     let url = format!("{}/slow", gt.api);
     let pending =
         tokio::spawn(async move { send(&client(), request("GET", &url, &[], b"")).await });
-    arrived_rx.recv().await.unwrap();
+    arrived.recv().await.unwrap();
     gt.signal(libc::SIGINT);
     gt.wait_stderr("stopping").await;
     release.notify_one();
@@ -620,19 +610,11 @@ async fn failing_store(policy: &str, second_status: u16) {
 #[tokio::test]
 async fn a_bot_that_hangs_up_mid_exchange_is_still_recorded() {
     use tokio::io::AsyncWriteExt;
-    let (arrived_tx, mut arrived_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let release = Arc::new(tokio::sync::Notify::new());
-    let gate = release.clone();
-    let graph = FakePeer::start(handler(move |_| {
-        let arrived = arrived_tx.clone();
-        let gate = gate.clone();
-        async move {
-            let _ = arrived.send(());
-            gate.notified().await;
-            respond(200, &[], b"answered after the bot left")
-        }
-    }))
-    .await;
+    let Gated {
+        peer: graph,
+        mut arrived,
+        release,
+    } = Gated::start(b"answered after the bot left").await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("g.db");
     let gt = Graphtape::record(&db, &["--upstream", &graph.url, "--session", "gone"]).await;
@@ -643,7 +625,7 @@ async fn a_bot_that_hangs_up_mid_exchange_is_still_recorded() {
     )
     .await
     .unwrap();
-    arrived_rx.recv().await.unwrap();
+    arrived.recv().await.unwrap();
     drop(sock);
     release.notify_one();
     // The stop waits for the exchange, which completes although nobody reads it.

@@ -19,6 +19,26 @@ async fn record(db: &Path, name: &str, flow: Flow) -> Vec<Bytes> {
     record_flow(db, name, flow, SimOptions::default()).await
 }
 
+/// Replays the "incoming" session's notifications only (`--no-graph`) to a bot that
+/// answers them as `answer` says.
+async fn notifications_to(db: &Path, answer: Answer) -> Replayed {
+    let bot = Bot::start(Script {
+        answer,
+        answer_incoming: false,
+        ..Script::default()
+    })
+    .await;
+    replay(
+        db,
+        "incoming",
+        &bot,
+        Flow::Listen(4),
+        "",
+        &["--fast", "--no-graph"],
+    )
+    .await
+}
+
 #[tokio::test]
 async fn incoming_call_replays_exactly_and_repeatably() {
     let dir = tempfile::tempdir().unwrap();
@@ -173,21 +193,7 @@ async fn extra_requests_and_other_statuses_fail_the_replay() {
     record(&db, "incoming", Flow::Incoming).await;
 
     // A bot that answers notifications with 500.
-    let bot = Bot::start(Script {
-        answer: Answer::Status(500),
-        answer_incoming: false,
-        ..Script::default()
-    })
-    .await;
-    let r = replay(
-        &db,
-        "incoming",
-        &bot,
-        Flow::Listen(4),
-        "",
-        &["--fast", "--no-graph"],
-    )
-    .await;
+    let r = notifications_to(&db, Answer::Status(500)).await;
     assert_eq!(r.code, Some(1), "{}{}", r.stdout, r.stderr);
     assert!(
         r.stdout.contains("divergence notification-status"),
@@ -315,23 +321,8 @@ async fn signed_callback_tokens_verify_only_against_graphtapes_keys() {
         }
     }))
     .await;
-    let sceptic = Bot::start(Script {
-        answer: Answer::Verify {
-            jwks_url: format!("{}/keys", key_server.url),
-        },
-        answer_incoming: false,
-        ..Script::default()
-    })
-    .await;
-    let r = replay(
-        &db,
-        "incoming",
-        &sceptic,
-        Flow::Listen(4),
-        "",
-        &["--fast", "--no-graph"],
-    )
-    .await;
+    let jwks_url = format!("{}/keys", key_server.url);
+    let r = notifications_to(&db, Answer::Verify { jwks_url }).await;
     assert_eq!(r.code, Some(1), "{}{}", r.stdout, r.stderr);
     assert!(
         r.stdout.contains("the bot answered 401, recorded 202"),

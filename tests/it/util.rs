@@ -422,3 +422,36 @@ pub fn tls_client(
         .build();
     Client::builder(TokioExecutor::new()).build(connector)
 }
+
+/// A peer that reports each request's arrival and answers only when released: for
+/// tests about what happens while an exchange is in flight.
+pub struct Gated {
+    pub peer: FakePeer,
+    /// One message per request that arrived.
+    pub arrived: tokio::sync::mpsc::UnboundedReceiver<()>,
+    /// `notify_one` lets one held request answer with the body.
+    pub release: Arc<tokio::sync::Notify>,
+}
+
+impl Gated {
+    pub async fn start(body: &'static [u8]) -> Gated {
+        let (arrived_tx, arrived) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let release = Arc::new(tokio::sync::Notify::new());
+        let gate = release.clone();
+        let peer = FakePeer::start(handler(move |_| {
+            let arrived = arrived_tx.clone();
+            let gate = gate.clone();
+            async move {
+                let _ = arrived.send(());
+                gate.notified().await;
+                respond(200, &[], body)
+            }
+        }))
+        .await;
+        Gated {
+            peer,
+            arrived,
+            release,
+        }
+    }
+}
