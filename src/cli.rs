@@ -28,7 +28,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Proxy the bot's Graph API calls to the upstream and record every exchange.
+    /// Proxy the bot's Graph API calls and Graph's notifications, recording every exchange.
     Record(Box<RecordArgs>),
     /// List the sessions in the database.
     Sessions(SessionsArgs),
