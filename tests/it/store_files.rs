@@ -244,6 +244,17 @@ fn bad_flags_name_the_flag() {
             vec!["record", "--on-store-error", "maybe"],
             "--on-store-error",
         ),
+        (
+            vec!["record", "--bot-url", "http://127.0.0.1:9"],
+            "--bot-url needs --callback-listen",
+        ),
+        (
+            vec!["record", "--public-url", "https://x"],
+            "--public-url needs --callback-listen",
+        ),
+        (vec!["record", "--api-tls"], "--api-tls needs a certificate"),
+        (vec!["record", "--tls-self-signed"], "no listener uses it"),
+        (vec!["record", "--tls-cert", "c.pem"], "--tls-key"),
     ] {
         let out = graphtape(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
