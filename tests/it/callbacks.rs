@@ -295,14 +295,7 @@ async fn invite_notification_before_response_is_recorded_in_that_order() {
     assert!(gt.stop().await.status.success());
 
     let ex = exchanges(&db, "s");
-    let invite_ex = ex
-        .iter()
-        .find(|e| e.request.path.ends_with("/invite"))
-        .unwrap();
-    let completed = ex
-        .iter()
-        .find(|e| String::from_utf8_lossy(&e.request.body.bytes).contains("\"completed\""))
-        .unwrap();
+    let (invite_ex, completed) = invite_and_completion(&ex);
     assert!(completed.seq > invite_ex.seq, "the invite arrived first");
     assert!(
         completed.timing.request_start_us < invite_ex.timing.response_start_us.unwrap(),

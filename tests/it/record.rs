@@ -34,12 +34,39 @@ fn graph_like() -> Handler {
     })
 }
 
+/// graphtape recording session `session` into a fresh database, in front of a fake
+/// Graph answering with `graph`.
+struct Setup {
+    graph: FakePeer,
+    db: std::path::PathBuf,
+    gt: Graphtape,
+    /// Keeps the database's folder alive for the test.
+    _dir: tempfile::TempDir,
+}
+
+impl Setup {
+    async fn start(graph: Handler, session: &str) -> Setup {
+        let graph = FakePeer::start(graph).await;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("g.db");
+        let gt = Graphtape::record(&db, &["--upstream", &graph.url, "--session", session]).await;
+        Setup {
+            graph,
+            db,
+            gt,
+            _dir: dir,
+        }
+    }
+}
+
 #[tokio::test]
 async fn bodies_and_headers_pass_byte_exact_both_ways() {
-    let graph = FakePeer::start(graph_like()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("g.db");
-    let gt = Graphtape::record(&db, &["--upstream", &graph.url, "--session", "s"]).await;
+    let Setup {
+        graph,
+        db,
+        gt,
+        _dir,
+    } = Setup::start(graph_like(), "s").await;
 
     let (parts, body) = send(
         &client(),
@@ -108,10 +135,12 @@ async fn bodies_and_headers_pass_byte_exact_both_ways() {
 
 #[tokio::test]
 async fn http2_from_the_bot_is_forwarded_and_recorded() {
-    let graph = FakePeer::start(graph_like()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("g.db");
-    let gt = Graphtape::record(&db, &["--upstream", &graph.url, "--session", "h2"]).await;
+    let Setup {
+        graph: _graph,
+        db,
+        gt,
+        _dir,
+    } = Setup::start(graph_like(), "h2").await;
     let (parts, body) = send(
         &h2_client(),
         request(
@@ -133,10 +162,12 @@ async fn http2_from_the_bot_is_forwarded_and_recorded() {
 
 #[tokio::test]
 async fn hundred_concurrent_exchanges_get_distinct_gap_free_sequence_numbers() {
-    let graph = FakePeer::start(graph_like()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("g.db");
-    let gt = Graphtape::record(&db, &["--upstream", &graph.url, "--session", "c"]).await;
+    let Setup {
+        graph: _graph,
+        db,
+        gt,
+        _dir,
+    } = Setup::start(graph_like(), "c").await;
     let client = client();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..100 {
@@ -431,10 +462,12 @@ async fn tls_upstream_is_trusted_only_with_its_ca() {
 #[tokio::test]
 async fn not_an_open_proxy() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let graph = FakePeer::start(graph_like()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("g.db");
-    let gt = Graphtape::record(&db, &["--upstream", &graph.url, "--session", "open"]).await;
+    let Setup {
+        graph,
+        db,
+        gt,
+        _dir,
+    } = Setup::start(graph_like(), "open").await;
     let addr = gt.api.trim_start_matches("http://").to_string();
     for raw in [
         "GET http://evil.example/steal HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",

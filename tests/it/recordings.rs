@@ -336,14 +336,7 @@ async fn examples_replay_cleanly_to_a_bot_running_the_same_script() {
             // Recorded after the invite's response, so sent after it in the replay too
             // (even with --fast), as the replay session shows.
             let ex = exchanges(&db, &format!("{}-replay-1", example.name));
-            let invite = ex
-                .iter()
-                .find(|e| e.request.path.ends_with("/invite"))
-                .unwrap();
-            let completed = ex
-                .iter()
-                .find(|e| String::from_utf8_lossy(&e.request.body.bytes).contains("\"completed\""))
-                .unwrap();
+            let (invite, completed) = invite_and_completion(&ex);
             assert!(
                 completed.timing.request_start_us >= invite.timing.response_start_us.unwrap(),
                 "{}: the completion overtook the invite's response",

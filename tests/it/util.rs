@@ -455,3 +455,21 @@ impl Gated {
         }
     }
 }
+
+/// The invite of a session and the notification that completed its operation.
+pub fn invite_and_completion(
+    ex: &[graphtape::exchange::Exchange<graphtape::exchange::StoredBody>],
+) -> (
+    &graphtape::exchange::Exchange<graphtape::exchange::StoredBody>,
+    &graphtape::exchange::Exchange<graphtape::exchange::StoredBody>,
+) {
+    let invite = ex
+        .iter()
+        .find(|e| e.request.path.ends_with("/invite"))
+        .expect("an invite");
+    let completed = ex
+        .iter()
+        .find(|e| String::from_utf8_lossy(&e.request.body.bytes).contains("\"completed\""))
+        .expect("an operation-completed notification");
+    (invite, completed)
+}
