@@ -9,10 +9,10 @@ use anyhow::Context;
 use crate::cli::{ExportArgs, ExportFormat};
 use crate::inspect::har;
 use crate::recording::{export_session, to_pretty};
-use crate::store::{find_session, load_exchanges, open, Access};
+use crate::store::{find_session, load_exchanges, open_read_only};
 
 pub fn run(db: &Path, args: &ExportArgs) -> anyhow::Result<ExitCode> {
-    let conn = open(db, Access::Existing)?;
+    let conn = open_read_only(db)?;
     let text = match args.format {
         ExportFormat::Graphtape => to_pretty(&serde_json::to_value(export_session(
             &conn,

@@ -103,6 +103,7 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         .transpose()?;
 
     let conn = store::open(db, Access::Create)?;
+    store::check_integrity(&conn, db)?;
     let key = store::redaction_key(&conn)?;
     let redactor = if args.keep_secrets {
         tracing::warn!(
@@ -119,10 +120,6 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         store::load_routes(&conn)?,
     ));
     let clock = Arc::new(SessionClock::start());
-    let name = match args.session.clone() {
-        Some(name) => name,
-        None => default_name(&conn, clock.wall_start_us()),
-    };
     let config = serde_json::json!({
         "graphtape": env!("CARGO_PKG_VERSION"),
         "upstream": plan.upstream.to_string(),
@@ -139,7 +136,18 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         "on_store_error": format!("{:?}", args.on_store_error).to_lowercase(),
         "keep_secrets": args.keep_secrets,
     });
-    let session_id = store::create_session(&conn, &name, clock.wall_start_us(), &config)?;
+    let (session_id, name) = match args.session.clone() {
+        Some(name) => (
+            store::create_session(&conn, &name, clock.wall_start_us(), &config)?,
+            name,
+        ),
+        None => store::create_session_named(
+            &conn,
+            default_names(clock.wall_start_us()),
+            clock.wall_start_us(),
+            &config,
+        )?,
+    };
     let (recorder, writer) = store::spawn_writer(conn, session_id, redactor, plan.max_body);
 
     let relay = |recorder: Recorder, timeout| Relay {
@@ -219,27 +227,51 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         health.recorded(),
         db.display()
     );
-    let unrecorded = health.unrecorded();
-    if unrecorded > 0 || health.has_failed() {
+    if health.refused() > 0 {
         eprintln!(
-            "graphtape: error: {unrecorded} exchanges passed through but were NOT recorded; last store error: {}",
+            "graphtape: error: {} requests were refused (503 recordingFailed, --on-store-error fail) while the store was failing",
+            health.refused()
+        );
+    }
+    if health.unrecorded_refusals() > 0 {
+        eprintln!(
+            "graphtape: error: {} refused requests could not be recorded either",
+            health.unrecorded_refusals()
+        );
+    }
+    let unrecorded = health.unrecorded();
+    if unrecorded > 0 {
+        eprintln!("graphtape: error: {unrecorded} exchanges passed through but were NOT recorded");
+    }
+    if unrecorded > 0 || health.unrecorded_refusals() > 0 || health.refused() > 0 {
+        eprintln!(
+            "graphtape: last store error: {}",
             health.last_error().unwrap_or_default()
         );
         return Ok(ExitCode::from(1));
     }
+    if health.has_failed() {
+        eprintln!(
+            "graphtape: the store was locked or failing for a while, but nothing was lost (last: {})",
+            health.last_error().unwrap_or_default()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-/// `rec-YYYYMMDD-HHMMSS`, with a suffix if that is taken.
-fn default_name(conn: &rusqlite::Connection, wall_us: i64) -> String {
+/// `rec-YYYYMMDD-HHMMSS`, then with a suffix (`-2`, `-3`...) for when that is taken.
+fn default_names(wall_us: i64) -> impl Iterator<Item = String> {
     let stamp: String = format_unix_micros(wall_us)
         .chars()
         .take(19)
         .filter(|c| c.is_ascii_digit() || *c == 'T')
         .collect();
     let base = format!("rec-{}", stamp.replace('T', "-"));
-    let suffixed = (2..).map(|n| format!("{base}-{n}"));
-    store::unused_name(conn, std::iter::once(base.clone()).chain(suffixed)).unwrap_or(base)
+    let suffixed = (2..).map({
+        let base = base.clone();
+        move |n| format!("{base}-{n}")
+    });
+    std::iter::once(base).chain(suffixed)
 }
 
 async fn stopped(mut rx: watch::Receiver<()>) {

@@ -29,10 +29,11 @@ use crate::server::{bind, listen_url, serve, stop_signal};
 use crate::store::{self, Access};
 use crate::tls::{self, CertSource};
 
-/// `<session>-replay-N`, the first N not taken.
-fn replay_name(conn: &rusqlite::Connection, session: &str) -> String {
-    store::unused_name(conn, (1..).map(|n| format!("{session}-replay-{n}")))
-        .unwrap_or_else(|| format!("{session}-replay"))
+/// `<session>-replay-N` candidates; the store takes the first N not taken, atomically.
+fn replay_names(session: &str) -> Vec<String> {
+    (1..=10_000)
+        .map(|n| format!("{session}-replay-{n}"))
+        .collect()
 }
 
 fn signing_key_path(db: &Path, given: Option<&PathBuf>) -> PathBuf {
@@ -104,9 +105,9 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     };
 
     let conn = store::open(db, Access::Create)?;
-    let record_as = match &args.record_as {
-        Some(name) => name.clone(),
-        None => replay_name(&conn, &source.info.name),
+    let names = match &args.record_as {
+        Some(name) => vec![name.clone()],
+        None => replay_names(&source.info.name),
     };
     let clock = Arc::new(SessionClock::start());
     let config = serde_json::json!({
@@ -119,7 +120,13 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         "callback_auth": args.callback_auth.split(':').next(),
         "no_graph": args.no_graph,
     });
-    let session_id = store::create_session(&conn, &record_as, clock.wall_start_us(), &config)?;
+    let (session_id, record_as) = match &args.record_as {
+        Some(name) => (
+            store::create_session(&conn, name, clock.wall_start_us(), &config)?,
+            name.clone(),
+        ),
+        None => store::create_session_named(&conn, names, clock.wall_start_us(), &config)?,
+    };
     let redactor = Redactor::new(&store::redaction_key(&conn)?);
     let (recorder, writer) = store::spawn_writer(conn, session_id, redactor, 16 << 20);
 

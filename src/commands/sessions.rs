@@ -6,10 +6,10 @@ use std::process::ExitCode;
 
 use crate::cli::SessionsArgs;
 use crate::clock::format_unix_micros;
-use crate::store::{list_sessions, open, Access, SessionSummary};
+use crate::store::{list_sessions, open_read_only, SessionSummary};
 
 pub fn run(db: &Path, args: &SessionsArgs) -> anyhow::Result<ExitCode> {
-    let conn = open(db, Access::Existing)?;
+    let conn = open_read_only(db)?;
     let sessions = list_sessions(&conn)?;
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -21,24 +21,36 @@ pub fn run(db: &Path, args: &SessionsArgs) -> anyhow::Result<ExitCode> {
     } else {
         writeln!(
             out,
-            "{:<28} {:<27} {:>10} {:>6} {:>6} {:>14} {:>10}",
+            "{:<28} {:<27} {:>10} {:>6} {:>6} {:>14} {:>10}  STATE",
             "NAME", "STARTED (UTC)", "DURATION", "CALLS", "API", "NOTIFICATIONS", "UNRECORDED"
         )?;
         for s in &sessions {
             writeln!(
                 out,
-                "{:<28} {:<27} {:>10} {:>6} {:>6} {:>14} {:>10}",
+                "{:<28} {:<27} {:>10} {:>6} {:>6} {:>14} {:>10}  {}",
                 s.info.name,
                 format_unix_micros(s.info.started_unix_us),
                 duration(s),
                 s.calls,
                 s.api_exchanges,
                 s.notifications,
-                s.info.unrecorded
+                s.info.unrecorded,
+                state(s)
             )?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `ended`, `recording` (its writer is alive), or `interrupted` (its writer died first:
+/// the duration is up to the last stored event, and a crash may have lost the last few
+/// milliseconds before it).
+fn state(s: &SessionSummary) -> &'static str {
+    match (s.info.ended_us, s.interrupted) {
+        (Some(_), _) => "ended",
+        (None, true) => "interrupted",
+        (None, false) => "recording",
+    }
 }
 
 /// The recorded end, else the last event (a session cut short by a crash).
@@ -59,6 +71,8 @@ fn summary_json(s: &SessionSummary) -> serde_json::Value {
         "started_at": format_unix_micros(s.info.started_unix_us),
         "duration_us": duration_us(s),
         "ended": s.info.ended_us.is_some(),
+        "state": state(s),
+        "interrupted": s.interrupted,
         "calls": s.calls,
         "api_exchanges": s.api_exchanges,
         "callbacks": s.callbacks,

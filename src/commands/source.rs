@@ -7,7 +7,7 @@ use anyhow::bail;
 use crate::exchange::{Exchange, StoredBody};
 use crate::graph::normalize_id;
 use crate::recording::read_recording;
-use crate::store::{self, Access, SessionInfo};
+use crate::store::{self, SessionInfo};
 
 /// A session and its exchanges, from wherever they are.
 pub struct Source {
@@ -31,7 +31,7 @@ pub fn load(db: &Path, source: &str) -> anyhow::Result<Source> {
             db.display()
         );
     }
-    let conn = store::open(db, Access::Existing)?;
+    let conn = store::open_read_only(db)?;
     let info = store::find_session(&conn, source)?;
     let exchanges = store::load_exchanges(&conn, info.id)?;
     Ok(Source { info, exchanges })

@@ -84,11 +84,11 @@ fn body(redactor: &Redactor, headers: &Headers, raw: &[u8], max_body: usize) -> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::exchange::{Direction, Timing};
 
-    fn captured() -> Exchange<Bytes> {
+    pub(crate) fn captured() -> Exchange<Bytes> {
         Exchange {
             seq: 1,
             direction: Direction::Api,

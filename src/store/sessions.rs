@@ -15,6 +15,25 @@ pub struct SessionInfo {
     pub unrecorded: u64,
 }
 
+/// Whether a session never got its end because its writer died (crash, kill -9, power
+/// loss): no end recorded and no live process holding it.
+fn interrupted(ended_us: Option<i64>, writer_pid: Option<i64>) -> bool {
+    ended_us.is_none()
+        && !writer_pid
+            .and_then(|p| u32::try_from(p).ok())
+            .is_some_and(process_alive)
+}
+
+/// Whether `pid` names a running process (Linux: its `/proc` entry). Elsewhere a pid is
+/// assumed alive, so a session is never wrongly called interrupted.
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        std::path::Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
+}
+
 /// A session with the counts `graphtape sessions` shows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionSummary {
@@ -28,6 +47,8 @@ pub struct SessionSummary {
     pub calls: u64,
     /// Offset of the last thing that happened, for sessions that never recorded an end.
     pub last_event_us: Option<i64>,
+    /// Its writer died before ending it (see `interrupted`).
+    pub interrupted: bool,
 }
 
 /// Creates a session; a name already taken is an error rather than a silent merge.
@@ -37,29 +58,50 @@ pub fn create_session(
     started_unix_us: i64,
     config: &serde_json::Value,
 ) -> Result<i64, StoreError> {
-    let taken: Option<i64> = conn
-        .query_row("SELECT id FROM sessions WHERE name = ?1", [name], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    if taken.is_some() {
-        return Err(StoreError::SessionExists { name: name.into() });
+    match try_create(conn, name, started_unix_us, config)? {
+        Some(id) => Ok(id),
+        None => Err(StoreError::SessionExists { name: name.into() }),
     }
-    conn.execute(
-        "INSERT INTO sessions (name, started_unix_us, config) VALUES (?1, ?2, ?3)",
-        params![name, started_unix_us, config.to_string()],
-    )?;
-    Ok(conn.last_insert_rowid())
 }
 
-/// The first of `candidates` that names no session yet.
-pub fn unused_name(
+/// Creates a session under the first of `candidates` not taken, atomically: the name's
+/// UNIQUE constraint decides, so processes allocating names at the same time (parallel
+/// replays' `NAME-replay-N`) each get their own.
+pub fn create_session_named(
     conn: &Connection,
     candidates: impl IntoIterator<Item = String>,
-) -> Option<String> {
-    candidates
-        .into_iter()
-        .find(|name| find_session(conn, name).is_err())
+    started_unix_us: i64,
+    config: &serde_json::Value,
+) -> Result<(i64, String), StoreError> {
+    let mut last = String::new();
+    for name in candidates.into_iter().take(10_000) {
+        if let Some(id) = try_create(conn, &name, started_unix_us, config)? {
+            return Ok((id, name));
+        }
+        last = name;
+    }
+    Err(StoreError::SessionExists { name: last })
+}
+
+/// Inserts the session row, recording this process as its writer; None if the name is
+/// taken.
+fn try_create(
+    conn: &Connection,
+    name: &str,
+    started_unix_us: i64,
+    config: &serde_json::Value,
+) -> Result<Option<i64>, StoreError> {
+    let inserted = conn.execute(
+        "INSERT INTO sessions (name, started_unix_us, config, writer_pid)
+         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name) DO NOTHING",
+        params![
+            name,
+            started_unix_us,
+            config.to_string(),
+            std::process::id()
+        ],
+    )?;
+    Ok((inserted == 1).then(|| conn.last_insert_rowid()))
 }
 
 /// Looks a session up by name; the error lists the sessions that do exist.
@@ -91,6 +133,7 @@ pub fn find_session(conn: &Connection, name: &str) -> Result<SessionInfo, StoreE
 pub fn list_sessions(conn: &Connection) -> Result<Vec<SessionSummary>, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT s.id, s.name, s.started_unix_us, s.ended_us, s.config, s.unrecorded,
+                s.writer_pid,
                 (SELECT count(*) FROM exchanges e WHERE e.session_id = s.id AND e.direction = 'api'),
                 (SELECT count(*) FROM exchanges e WHERE e.session_id = s.id AND e.direction = 'callback'),
                 (SELECT count(*) FROM (
@@ -106,11 +149,12 @@ pub fn list_sessions(conn: &Connection) -> Result<Vec<SessionSummary>, StoreErro
         let info = session_from_row(r)?;
         Ok(info.map(|info| SessionSummary {
             info,
-            api_exchanges: r.get::<_, i64>(6).map(|n| n as u64).unwrap_or(0),
-            callbacks: r.get::<_, i64>(7).map(|n| n as u64).unwrap_or(0),
-            notifications: r.get::<_, i64>(10).map(|n| n as u64).unwrap_or(0),
-            calls: r.get::<_, i64>(8).map(|n| n as u64).unwrap_or(0),
-            last_event_us: r.get(9).unwrap_or(None),
+            api_exchanges: r.get::<_, i64>(7).map(|n| n as u64).unwrap_or(0),
+            callbacks: r.get::<_, i64>(8).map(|n| n as u64).unwrap_or(0),
+            notifications: r.get::<_, i64>(11).map(|n| n as u64).unwrap_or(0),
+            calls: r.get::<_, i64>(9).map(|n| n as u64).unwrap_or(0),
+            last_event_us: r.get(10).unwrap_or(None),
+            interrupted: interrupted(r.get(3).unwrap_or(None), r.get(6).unwrap_or(None)),
         }))
     })?;
     let mut out = Vec::new();
@@ -168,7 +212,34 @@ mod tests {
         );
         let all = list_sessions(&conn).unwrap();
         assert_eq!(all.len(), 1);
+        assert!(!all[0].interrupted, "this process is alive and writing it");
         assert_eq!(all[0].api_exchanges, 0);
         assert_eq!(all[0].calls, 0);
+    }
+}
+
+#[cfg(test)]
+mod naming_tests {
+    use super::*;
+    use crate::store::{open, Access};
+
+    #[test]
+    fn named_creation_takes_the_first_free_name_and_a_dead_writer_interrupts() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("n.db"), Access::Create).unwrap();
+        let cfg = serde_json::json!({});
+        let names = || (1..).map(|n| format!("s-replay-{n}"));
+        let (_, first) = create_session_named(&conn, names(), 0, &cfg).unwrap();
+        let (_, second) = create_session_named(&conn, names(), 0, &cfg).unwrap();
+        assert_eq!(
+            (first.as_str(), second.as_str()),
+            ("s-replay-1", "s-replay-2")
+        );
+        conn.execute("UPDATE sessions SET writer_pid = 999999999", [])
+            .unwrap();
+        assert!(list_sessions(&conn).unwrap().iter().all(|s| s.interrupted));
+        conn.execute("UPDATE sessions SET ended_us = 5", [])
+            .unwrap();
+        assert!(!list_sessions(&conn).unwrap().iter().any(|s| s.interrupted));
     }
 }

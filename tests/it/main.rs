@@ -9,4 +9,5 @@ mod recordings;
 mod replay;
 mod replayer;
 mod store_files;
+mod store_trouble;
 mod util;
