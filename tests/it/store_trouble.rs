@@ -468,3 +468,103 @@ async fn a_crash_under_load_with_large_bodies_loses_at_most_the_queue_budget() {
     let again = Graphtape::record(&db, &["--upstream", &graph.url, "--session", "after"]).await;
     assert!(again.stop().await.status.success());
 }
+
+/// Eight processes start at once on the same new database: four replays of one
+/// recording file (each records its own `NAME-replay-N`) and four imports. All succeed:
+/// creation, migration, the redaction and signing keys and session names are each
+/// decided once, under SQLite's write lock or an exclusive file creation.
+#[tokio::test]
+async fn eight_replays_and_imports_started_at_once_on_a_new_database_all_succeed() {
+    use crate::bot::{Bot, Script};
+    use crate::flows::Flow;
+    use crate::graph_sim::{dashed, INCOMING};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("recordings");
+    let recording = root.join("invite-from-incoming-call.json");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("new.db");
+    let mut bots = Vec::new();
+    for _ in 0..4 {
+        bots.push(
+            Bot::start(Script {
+                answer_incoming: false,
+                ..Script::default()
+            })
+            .await,
+        );
+    }
+    let call = dashed(INCOMING);
+    let extra = ["--no-graph", "--fast", "--call", &call];
+    let replays = bots.iter().map(|bot| {
+        crate::replayer::replay(
+            &db,
+            recording.to_str().unwrap(),
+            bot,
+            Flow::Listen(4),
+            "",
+            &extra,
+        )
+    });
+    let imports = (0..4).map(|i| {
+        let (db, file) = (db.clone(), recording.clone());
+        tokio::task::spawn_blocking(move || {
+            graphtape(&[
+                "import",
+                file.to_str().unwrap(),
+                "--as",
+                &format!("imported-{i}"),
+                "--db",
+                db.to_str().unwrap(),
+            ])
+        })
+    });
+    let (replayed, imported) = tokio::join!(
+        futures_join_all(replays.collect()),
+        futures_join_all(imports.collect())
+    );
+    for r in &replayed {
+        assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+    }
+    for out in imported {
+        let out = out.unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = graphtape(&["sessions", "--db", db.to_str().unwrap(), "--json"]);
+    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["name"].to_string())
+        .map(|n| n.trim_matches('"').to_string())
+        .collect();
+    names.sort();
+    let mut want: Vec<String> = (0..4).map(|i| format!("imported-{i}")).collect();
+    want.extend((1..=4).map(|n| format!("invite-from-incoming-call-replay-{n}")));
+    want.sort();
+    assert_eq!(names, want);
+}
+
+/// Awaits every future, started together (no extra crate for one join).
+async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, slot) in pinned.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().map(|v| v.unwrap()).collect()
+}
