@@ -1,0 +1,130 @@
+//! The writer alone: exchanges of the hop benchmark's shape (a POST of a 510-byte Graph
+//! invite body answered by 291 bytes of JSON, with the usual headers and a bearer
+//! token to redact) fed straight into `Recorder::record`, stored in a real SQLite file.
+//!
+//! `cargo bench --bench writer` prints one line: exchanges/s from the first record to
+//! the last commit (`finish`). `-- --smoke` (or `GRAPHTAPE_BENCH_SMOKE=1`) runs a short
+//! pass that only checks it works. `GRAPHTAPE_BENCH_PREPARE=N` sets the prepare threads.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use graphtape::exchange::{Direction, Exchange, RequestRecord, ResponseRecord, Timing};
+use graphtape::redact::Redactor;
+use graphtape::store::{self, Access, WriterOptions};
+
+const FULL: u64 = 300_000;
+const SMOKE: u64 = 5_000;
+
+const INVITE: &str = r##"{"participants":[{"@odata.type":"#microsoft.graph.invitationParticipantInfo","replacesCallId":"a7ebfb2d-871e-419c-87af-27290b22e8db","identity":{"@odata.type":"#microsoft.graph.identitySet","user":{"@odata.type":"#microsoft.graph.identity","id":"278405a3-f568-4b3e-b684-009193463064","identityProvider":"AAD","displayName":"Adele Vance"}},"endpointType":"default"}],"clientContext":"f2fa86af-3c51-4bc2-8fc0-475452d9764f","callbackUri":"https://bot.contoso.com/api/calls/notifications"}"##;
+const ANSWER: &str = r##"{"@odata.context":"https://graph.microsoft.com/v1.0/$metadata#commsOperation","@odata.type":"#microsoft.graph.inviteParticipantsOperation","id":"eec3812a-fdc3-4fb4-825c-a06c9f35414e","status":"running","clientContext":"f2fa86af-3c51-4bc2-8fc0-475452d9764f","participants":[]}"##;
+
+fn main() {
+    let smoke = std::env::args().any(|a| a == "--smoke")
+        || std::env::var_os("GRAPHTAPE_BENCH_SMOKE").is_some_and(|v| v != "0");
+    let count = if smoke { SMOKE } else { FULL };
+    let mut options = WriterOptions::new(16 << 20);
+    if let Some(n) = std::env::var("GRAPHTAPE_BENCH_PREPARE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        options.prepare_threads = n;
+    }
+    let prepare_threads = options.prepare_threads;
+
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let db = dir.path().join("writer-bench.db");
+    let conn = store::open(&db, Access::Create).expect("opening the bench database");
+    let key = store::redaction_key(&conn).expect("the redaction key");
+    let session = store::create_session(&conn, "bench", 0, &serde_json::json!({}))
+        .expect("creating the session");
+    let (recorder, writer) = store::spawn_writer_with(conn, session, Redactor::new(&key), options);
+
+    let template = exchange();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    let started = Instant::now();
+    runtime.block_on(async {
+        for seq in 1..=count {
+            let mut ex = template.clone();
+            ex.seq = seq;
+            recorder.record(ex).await;
+        }
+    });
+    drop(recorder);
+    let health = writer.finish(1);
+    let elapsed = started.elapsed().as_secs_f64();
+    assert_eq!(
+        health.recorded(),
+        count,
+        "every exchange stored: {:?}",
+        health.last_error()
+    );
+    let size = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0)
+        + std::fs::metadata(db.with_extension("db-wal"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+    println!(
+        "writer: {count} exchanges in {elapsed:.2} s = {:.0} exchanges/s ({prepare_threads} prepare threads, {:.0} bytes/exchange on disk){}",
+        count as f64 / elapsed,
+        size as f64 / count as f64,
+        if smoke { " [smoke]" } else { "" }
+    );
+}
+
+fn header(name: &str, value: &str) -> (String, Vec<u8>) {
+    (name.to_string(), value.as_bytes().to_vec())
+}
+
+fn exchange() -> Exchange<Bytes> {
+    // Padded with JSON whitespace to the benchmark's sizes.
+    let invite = format!("{INVITE:<510}");
+    let answer = format!("{ANSWER:<291}");
+    assert_eq!(
+        (invite.len(), answer.len()),
+        (510, 291),
+        "the benchmark's shape"
+    );
+    Exchange {
+        seq: 0,
+        direction: Direction::Api,
+        wall_start_us: 1_764_600_000_000_000,
+        timing: Timing {
+            request_start_us: 10,
+            request_end_us: Some(20),
+            response_start_us: Some(300),
+            response_end_us: Some(320),
+        },
+        request: RequestRecord {
+            method: "POST".into(),
+            path: "/v1.0/communications/calls/57dab8b1-894c-409a-b240-bd8beae78896/participants/invite".into(),
+            query: None,
+            version: "HTTP/1.1".into(),
+            headers: vec![
+                header("host", "graph.microsoft.com"),
+                header("content-type", "application/json"),
+                header("content-length", "510"),
+                header("authorization", "Bearer eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL2dyYXBoLm1pY3Jvc29mdC5jb20ifQ.c2lnbmF0dXJl"),
+                header("client-request-id", "0d4f6f8e-6a5e-4a44-9d1c-2f1f5c7b9a11"),
+                header("user-agent", "Microsoft.Graph.Communications/1.2"),
+            ],
+            body: Bytes::from(invite),
+        },
+        target: Some("https://graph.microsoft.com/v1.0/communications/calls/57dab8b1-894c-409a-b240-bd8beae78896/participants/invite".into()),
+        forwarded_body: None,
+        response: Some(ResponseRecord {
+            status: 200,
+            headers: vec![
+                header("content-type", "application/json"),
+                header("content-length", "291"),
+                header("request-id", "a9d1e6b4-0000-4000-8000-000000000001"),
+                header("client-request-id", "0d4f6f8e-6a5e-4a44-9d1c-2f1f5c7b9a11"),
+                header("x-ms-ags-diagnostic", r#"{"ServerInfo":{"DataCenter":"West US"}}"#),
+                header("date", "Mon, 01 Dec 2026 19:00:00 GMT"),
+            ],
+            body: Bytes::from(answer),
+        }),
+        error: None,
+    }
+}
