@@ -6,6 +6,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use graphtape::cli::Cli;
 
+/// mimalloc: the writer frees on one thread what the proxy and the prepare threads
+/// allocated on others, the pattern glibc's malloc handles worst (a third of the
+/// writer bench's time went to `_int_free`/`malloc_consolidate`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     graphtape::logging::init();
