@@ -25,7 +25,7 @@ use crate::replay::plan::{plan, PlanOptions};
 use crate::replay::report::Divergence;
 use crate::replay::scheduler::{deliver_all, Delivery, Pace};
 use crate::replay::substitute::default_learn_keys;
-use crate::server::{bind, listen_url, serve, stop_signal};
+use crate::server::{bind, listen_url, runtime, serve, stop_signal, Drain};
 use crate::store::{self, Access};
 use crate::tls::{self, CertSource};
 
@@ -153,10 +153,9 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         progress: std::io::stderr().is_terminal(),
     };
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let limits = super::record::listener_limits(&args.listener)?;
+    let drain_timeout = seconds("--drain-timeout", args.listener.drain_timeout, false)?;
+    let runtime = runtime(args.listener.threads).context("starting the async runtime")?;
     let engine = replay.clone();
     let record_name = record_as.clone();
     let ran = runtime.block_on(async move {
@@ -177,6 +176,8 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
                 Some(tokio::spawn(serve(
                     tokio::net::TcpListener::from_std(l)?,
                     server_tls,
+                    limits,
+                    Drain::new(drain_timeout),
                     move |req| engine.clone().handle(req),
                     async move {
                         let mut rx = stop_rx;
