@@ -18,7 +18,7 @@ use crate::proxy::api::ApiProxy;
 use crate::proxy::callback::CallbackProxy;
 use crate::proxy::{CallbackRoutes, Forwarder, Relay};
 use crate::redact::Redactor;
-use crate::server::{bind, listen_url, runtime, serve, stop_signal, Drain};
+use crate::server::{bind, listen_url, runtime, serve, Drain, StopSignals};
 use crate::store::{self, Access, Recorder};
 use crate::tls::{self, CertSource};
 
@@ -172,6 +172,7 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
     let drain_of_run = drain.clone();
     let served = runtime.block_on(async move {
         let drain = drain_of_run;
+        let mut signals = StopSignals::new()?;
         let (stop_tx, stop_rx) = watch::channel(());
         let mut servers = Vec::new();
         let mut out = std::io::stdout().lock();
@@ -210,15 +211,14 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         out.flush()?;
         drop(out);
 
-        stop_signal().await?;
-        tracing::info!("stopping: finishing in-flight exchanges (again to stop now)");
-        drop(stop_tx);
+        signals.next().await;
         let again = drain.clone();
         tokio::spawn(async move {
-            if stop_signal().await.is_ok() {
-                again.cut_now();
-            }
+            signals.next().await;
+            again.cut_now();
         });
+        tracing::info!("stopping: finishing in-flight exchanges (signal again to stop now)");
+        drop(stop_tx);
         for server in servers {
             server.await?;
         }

@@ -231,10 +231,13 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        if this.done.is_none() {
+        if this.done.is_none() && this.pending.is_empty() {
             return Poll::Ready(None);
         }
         if let Some(chunk) = this.pending.pop_front() {
+            if this.pending.is_empty() && this.inner.is_end_stream() {
+                this.finish(None);
+            }
             return Poll::Ready(Some(Ok(Frame::data(chunk))));
         }
         if this.cut.as_mut().poll(cx).is_ready() {
@@ -250,6 +253,10 @@ where
                     this.len += data.len() as u64;
                     let next = tokio::time::Instant::now() + this.stall;
                     this.sleep.as_mut().reset(next);
+                    // The receiver may stop polling once it has the length it expects.
+                    if this.inner.is_end_stream() {
+                        this.finish(None);
+                    }
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
                 Poll::Ready(None) => {
@@ -276,7 +283,7 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done.is_none()
+        self.done.is_none() && self.pending.is_empty()
     }
 
     fn size_hint(&self) -> SizeHint {

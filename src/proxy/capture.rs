@@ -49,6 +49,7 @@ impl Inbound {
         let start = clock.now_us();
         let wall_start_us = clock.wall_start_us() + start;
         let (mut parts, body) = req.into_parts();
+        tracing::debug!(seq, method = %parts.method, path = parts.uri.path(), "request arrived");
         let arrival = parts
             .extensions
             .remove::<Arrival>()
