@@ -9,6 +9,7 @@ mod record;
 mod recordings;
 mod replay;
 mod replayer;
+mod resets;
 mod shutdown;
 mod store_files;
 mod streaming;
