@@ -8,6 +8,7 @@ mod export;
 mod format;
 mod import;
 mod pretty;
+mod validate;
 
 pub use export::{export_session, to_document};
 pub use format::{Recording, FORMAT};

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::AUTHORIZATION;
+use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Method, Request, Uri, Version};
 use http_body_util::Full;
 use tokio::sync::watch;
@@ -162,7 +163,19 @@ async fn deliver(replay: &Replay, delivery: &Delivery, position: usize, due: Ins
     let mut req = Request::new(Full::new(body.clone()));
     *req.method_mut() = method.clone();
     let path = replay.delivery_path(recorded.target.as_deref(), &planned.path);
-    *req.uri_mut() = delivery.bot.join(&path);
+    *req.uri_mut() = match delivery_target(&delivery.bot, &path) {
+        Ok(uri) => uri,
+        Err(reason) => {
+            replay.diverged(Divergence {
+                kind: "notification-failed",
+                call: planned.call.clone(),
+                recorded_seq: Some(planned.seq),
+                replay_seq: None,
+                message: format!("not delivered: {reason}"),
+            });
+            return;
+        }
+    };
     *req.headers_mut() = headers.clone();
     *req.version_mut() = Version::HTTP_11;
     let target = req.uri().clone();
@@ -226,6 +239,30 @@ async fn deliver(replay: &Replay, delivery: &Delivery, position: usize, due: Ins
     replay.recorder.record(ex).await;
 }
 
+/// Where a notification goes: always the bot's origin (`--bot-url`), with the recorded
+/// (or learned) path, which must be origin-form. A path that is not (`@host/x`,
+/// `//host/x`, an absolute URL) could otherwise move the delivery, and its freshly
+/// signed token, to another host.
+pub(crate) fn delivery_target(bot: &Upstream, path_and_query: &str) -> Result<Uri, String> {
+    let refuse = |why: &str| format!("the path {path_and_query:?} {why}; refusing to send it");
+    if !path_and_query.starts_with('/') || path_and_query.starts_with("//") {
+        return Err(refuse("is not origin-form (one leading \"/\", no host)"));
+    }
+    let joined = format!("{}{path_and_query}", bot.base_path);
+    let pq = PathAndQuery::try_from(joined.as_str()).map_err(|e| refuse(&e.to_string()))?;
+    let uri = Uri::builder()
+        .scheme(bot.scheme.as_str())
+        .authority(bot.authority.as_str())
+        .path_and_query(pq)
+        .build()
+        .map_err(|e| refuse(&e.to_string()))?;
+    // Belt and braces: whatever the path held, the origin is the bot's.
+    if uri.authority().map(|a| a.as_str()) != Some(bot.authority.as_str()) {
+        return Err(refuse("would leave the bot's origin"));
+    }
+    Ok(uri)
+}
+
 /// The recorded headers, minus what belongs to the old hop and the old token, plus the
 /// token this replay sends.
 fn outgoing_headers(recorded: &Exchange<StoredBody>, auth: &CallbackAuth, len: usize) -> HeaderMap {
@@ -254,4 +291,31 @@ pub fn claims_of(ex: &Exchange<StoredBody>) -> Option<JwtClaims> {
     }
     let token = value.split_once(' ').map_or(value, |(_, t)| t);
     jwt_claims(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deliveries_stay_at_the_bots_origin() {
+        let bot = Upstream::parse("http://127.0.0.1:3978/bot").unwrap();
+        assert_eq!(
+            delivery_target(&bot, "/api/calls?x=1").unwrap().to_string(),
+            "http://127.0.0.1:3978/bot/api/calls?x=1"
+        );
+        for evil in [
+            "@127.0.0.1:18099/evil",
+            "//127.0.0.1:18099/evil",
+            "http://127.0.0.1:18099/evil",
+            "/a b",
+            "",
+        ] {
+            let err = delivery_target(&bot, evil).unwrap_err();
+            assert!(err.contains("refusing"), "{evil}: {err}");
+        }
+        let bare = Upstream::parse("http://127.0.0.1:3978").unwrap();
+        let err = delivery_target(&bare, "@127.0.0.1:18099/evil").unwrap_err();
+        assert!(err.contains("origin-form"), "{err}");
+    }
 }
