@@ -69,7 +69,12 @@ pub struct ShowArgs {
     /// Only events from this sequence number on.
     #[arg(long)]
     pub since: Option<u64>,
-    /// One JSON object per event, for scripts.
+    /// Print these exchanges in full (headers, decoded bodies, timings,
+    /// notifications): a sequence number or a range A..B; repeatable.
+    #[arg(long = "seq", value_name = "N|A..B", conflicts_with = "since")]
+    pub seqs: Vec<String>,
+    /// One JSON object per event, for scripts (with --seq: the event as the recording
+    /// format has it, bodies decoded to JSON where they are JSON).
     #[arg(long)]
     pub json: bool,
     /// Never page, even on a terminal.
