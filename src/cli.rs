@@ -46,6 +46,7 @@ pub enum Command {
     /// The session's events in global order, both directions.
     Show(ShowArgs),
     /// Ordering anomalies per call; exit 1 if any at or above --fail-on.
+    #[command(after_help = check_help())]
     Check(CheckArgs),
 }
 
@@ -68,7 +69,12 @@ pub struct ShowArgs {
     /// Only events from this sequence number on.
     #[arg(long)]
     pub since: Option<u64>,
-    /// One JSON object per event, for scripts.
+    /// Print these exchanges in full (headers, decoded bodies, timings,
+    /// notifications): a sequence number or a range A..B; repeatable.
+    #[arg(long = "seq", value_name = "N|A..B", conflicts_with = "since")]
+    pub seqs: Vec<String>,
+    /// One JSON object per event, for scripts (with --seq: the event as the recording
+    /// format has it, bodies decoded to JSON where they are JSON).
     #[arg(long)]
     pub json: bool,
     /// Never page, even on a terminal.
@@ -93,6 +99,18 @@ pub struct CheckArgs {
     /// The least severity that makes the exit code 1: info, warning or error.
     #[arg(long, default_value = "warning", value_parser = parse_severity)]
     pub fail_on: crate::inspect::Severity,
+    /// answer-too-late: seconds a bot has to answer an incoming call (15; 5 for
+    /// policy-based recording bots).
+    #[arg(long, env = "GRAPHTAPE_ANSWER_LIMIT", default_value_t = 15.0)]
+    pub answer_limit: f64,
+}
+
+/// `check --help` ends with the rule table, the very lines `check --rules` prints.
+fn check_help() -> String {
+    format!(
+        "Rules (as `check --rules` prints them):\n{}",
+        crate::inspect::rules_table().join("\n")
+    )
 }
 
 fn parse_severity(value: &str) -> Result<crate::inspect::Severity, String> {

@@ -3,13 +3,17 @@
 //!
 //! - [`timeline`]: the exchanges of both directions as one ordered list of events,
 //!   per-call summaries, filters, one-line and JSON renderings.
-//! - [`rules`]: ordering anomalies (notifications racing responses, states going
-//!   backwards, operations that never finish, duplicates, slow or failed acks).
+//! - [`rules`]: ordering anomalies and deadlines (notifications racing responses,
+//!   states going backwards, operations that never finish or finish too late, calls
+//!   answered too late, duplicates, slow or failed acks), one table of rules.
+//! - [`detail`]: one exchange in full (headers, decoded bodies, the forwarded change,
+//!   timings, notifications), as text lines or as its recording-format JSON.
 //! - [`har`]: the session as HAR 1.2, for browser dev tools and HTTP viewers.
 //!
 //! Input is always a session's exchanges in sequence order, as the store loads them;
 //! nothing here reads the database, prints, or panics on odd recordings.
 
+pub mod detail;
 pub mod har;
 pub mod rules;
 pub mod timeline;
@@ -18,8 +22,9 @@ mod view;
 #[cfg(test)]
 pub(crate) mod testutil;
 
+pub use detail::{detail_json, detail_lines};
 pub use har::har;
-pub use rules::{check, Finding, RuleInfo, Severity, RULES};
+pub use rules::{check, check_with, rules_table, CheckOptions, Finding, RuleInfo, Severity, RULES};
 pub use timeline::{
     calls, event_json, render_line, timeline, CallSummary, Filter, NoteSummary, TimelineEvent,
 };

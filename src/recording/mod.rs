@@ -10,7 +10,7 @@ mod import;
 mod pretty;
 mod validate;
 
-pub use export::{export_session, to_document};
+pub use export::{event as event_doc, export_session, to_document};
 pub use format::{Recording, FORMAT};
 pub use import::{parse_recording, read_recording, store_recording, ImportError, Loaded};
 pub use pretty::to_pretty;
