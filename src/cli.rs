@@ -32,7 +32,7 @@ pub enum Command {
     Record(Box<RecordArgs>),
     /// List the sessions in the database.
     Sessions(SessionsArgs),
-    /// Write a session as a recording file (graphtape/1 JSON).
+    /// Write a session as a recording file (graphtape/1 JSON), whole or cut to some calls.
     Export(ExportArgs),
     /// Load a recording file into the database as a new session.
     Import(ImportArgs),
@@ -201,9 +201,9 @@ pub struct ReplayArgs {
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// The first session (e.g. the recording).
+    /// The first session (e.g. the recording), in --db or a recording file.
     pub a: String,
-    /// The second session (e.g. its replay).
+    /// The second session (e.g. its replay), in --db or a recording file.
     pub b: String,
     /// Unchanged events shown around each difference.
     #[arg(long, default_value_t = 2)]
@@ -308,7 +308,7 @@ pub struct SessionsArgs {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The session to export.
+    /// A session in --db, or a recording file.
     pub session: String,
 
     /// Output file (default: standard output).
@@ -318,6 +318,19 @@ pub struct ExportArgs {
     /// graphtape (the lossless recording format) or har (HAR 1.2, for dev tools).
     #[arg(long, value_enum, default_value = "graphtape")]
     pub format: ExportFormat,
+
+    /// Cut a fixture: keep only this call's events (any id spelling); repeatable.
+    #[arg(long = "call", value_name = "ID")]
+    pub calls: Vec<String>,
+
+    /// Cut a fixture: keep only the events with these sequence numbers (inclusive;
+    /// `A..`, `..B` and `N` too).
+    #[arg(long, value_name = "A..B", value_parser = parse_seq_range)]
+    pub seq: Option<crate::recording::SeqRange>,
+}
+
+fn parse_seq_range(value: &str) -> Result<crate::recording::SeqRange, String> {
+    crate::recording::SeqRange::parse(value)
 }
 
 /// What `export` writes.

@@ -1,4 +1,5 @@
-//! `graphtape export`: a session as a recording file.
+//! `graphtape export`: a session (or a recording file) as a recording file, whole or
+//! cut down to a fixture.
 
 use std::io::Write;
 use std::path::Path;
@@ -6,23 +7,34 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+use super::source::{check_call, load, Source};
 use crate::cli::{ExportArgs, ExportFormat};
 use crate::inspect::har;
-use crate::recording::{export_session, to_pretty};
-use crate::store::{find_session, load_exchanges, open, Access};
+use crate::recording::{cut, to_document, to_pretty, CutSpec};
 
 pub fn run(db: &Path, args: &ExportArgs) -> anyhow::Result<ExitCode> {
-    let conn = open(db, Access::Existing)?;
+    let mut source = load(db, &args.session)?;
+    if !args.calls.is_empty() || args.seq.is_some() {
+        let calls = args
+            .calls
+            .iter()
+            .map(|c| check_call(&source, c))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let spec = CutSpec {
+            calls,
+            seqs: args.seq,
+        };
+        let (info, exchanges) = cut(&source.info, &source.exchanges, &spec)?;
+        source = Source { info, exchanges };
+    }
     let text = match args.format {
-        ExportFormat::Graphtape => to_pretty(&serde_json::to_value(export_session(
-            &conn,
-            &args.session,
-        )?)?)
+        ExportFormat::Graphtape => to_pretty(&serde_json::to_value(to_document(
+            &source.info,
+            &source.exchanges,
+        ))?)
         .into_bytes(),
         ExportFormat::Har => {
-            let info = find_session(&conn, &args.session)?;
-            let exchanges = load_exchanges(&conn, info.id)?;
-            let mut text = serde_json::to_vec_pretty(&har(&info, &exchanges))?;
+            let mut text = serde_json::to_vec_pretty(&har(&source.info, &source.exchanges))?;
             text.push(b'\n');
             text
         }

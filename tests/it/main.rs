@@ -2,6 +2,7 @@
 
 mod bot;
 mod callbacks;
+mod fixtures;
 mod flows;
 mod graph_sim;
 mod hostile;
