@@ -5,12 +5,18 @@
 //!   per-call summaries, filters, one-line and JSON renderings.
 //! - [`rules`]: ordering anomalies (notifications racing responses, states going
 //!   backwards, operations that never finish, duplicates, slow or failed acks).
+//! - [`model`]: the view model the HTML timeline, Mermaid and `ui` draw from.
+//! - [`html`]: the timeline page (the exported file and the `ui`'s page).
+//! - [`mermaid`]: the timeline as a Mermaid sequence diagram.
 //! - [`har`]: the session as HAR 1.2, for browser dev tools and HTTP viewers.
 //!
 //! Input is always a session's exchanges in sequence order, as the store loads them;
 //! nothing here reads the database, prints, or panics on odd recordings.
 
 pub mod har;
+pub mod html;
+pub mod mermaid;
+pub mod model;
 pub mod rules;
 pub mod timeline;
 mod view;
