@@ -48,6 +48,18 @@ pub enum Command {
     /// Ordering anomalies per call; exit 1 if any at or above --fail-on.
     #[command(after_help = check_help())]
     Check(CheckArgs),
+    /// A local, read-only web inspector over the database: sessions, timelines that
+    /// follow a recording live, exchanges, findings, divergences, diffs.
+    Ui(UiArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// Where the inspector listens. Deliberately no environment variable: an address
+    /// other than loopback must be given here, and draws a warning (recordings can
+    /// contain personal data).
+    #[arg(long, default_value = "127.0.0.1:4040")]
+    pub listen: SocketAddr,
 }
 
 #[derive(Debug, Args)]
@@ -280,6 +292,10 @@ pub struct RecordArgs {
     /// Serve the API listener over TLS too, with the same certificate.
     #[arg(long, env = "GRAPHTAPE_API_TLS")]
     pub api_tls: bool,
+
+    /// Also serve the read-only web inspector (`graphtape ui`) at this address.
+    #[arg(long, env = "GRAPHTAPE_UI", value_name = "ADDR")]
+    pub ui: Option<SocketAddr>,
 }
 
 /// Where a listener's TLS certificate comes from; none of them means plain HTTP.
@@ -315,11 +331,13 @@ pub struct ExportArgs {
     #[arg(short, long)]
     pub output: Option<PathBuf>,
 
-    /// graphtape (the lossless recording format) or har (HAR 1.2, for dev tools).
+    /// graphtape (the lossless recording format), har (HAR 1.2, for dev tools), html
+    /// (the timeline as one self-contained page) or mermaid (a sequence diagram).
     #[arg(long, value_enum, default_value = "graphtape")]
     pub format: ExportFormat,
 
-    /// Cut a fixture: keep only this call's events (any id spelling); repeatable.
+    /// Cut a fixture: keep only this call's events (any id spelling); repeatable. With
+    /// --format mermaid: draw only this call.
     #[arg(long = "call", value_name = "ID")]
     pub calls: Vec<String>,
 
@@ -338,6 +356,8 @@ fn parse_seq_range(value: &str) -> Result<crate::recording::SeqRange, String> {
 pub enum ExportFormat {
     Graphtape,
     Har,
+    Html,
+    Mermaid,
 }
 
 #[derive(Debug, Args)]

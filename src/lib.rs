@@ -9,6 +9,7 @@
 //! - [`redact`], [`graph`]: pure logic: what is secret, and Graph's ids and shapes.
 //! - [`store`]: SQLite: schema, the writer thread, queries.
 //! - [`codec`], [`recording`]: the `graphtape/1` recording file format.
+//! - [`inspect`]: pure analysis and the view model; [`ui`]: the read-only web inspector.
 //! - [`commands`]: one module per subcommand.
 
 pub mod cli;
@@ -30,3 +31,4 @@ pub mod replay;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod ui;

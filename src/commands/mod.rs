@@ -12,6 +12,7 @@ mod replay;
 mod sessions;
 mod show;
 mod source;
+pub(crate) mod ui;
 
 use std::process::ExitCode;
 
@@ -29,5 +30,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Calls(args) => calls::run(&cli.db, &args),
         Command::Show(args) => show::run(&cli.db, &args),
         Command::Check(args) => check::run(&cli.db, &args),
+        Command::Ui(args) => ui::run(&cli.db, &args),
     }
 }
