@@ -22,6 +22,10 @@ pub struct Cli {
     )]
     pub db: PathBuf,
 
+    /// Whether --db (or GRAPHTAPE_DB) was given, rather than the default taken.
+    #[arg(skip)]
+    pub db_given: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -47,6 +51,9 @@ pub enum Command {
     Show(ShowArgs),
     /// Ordering anomalies per call; exit 1 if any at or above --fail-on.
     Check(CheckArgs),
+    /// Record a scripted incoming call between a stand-in Graph and a stand-in bot on
+    /// 127.0.0.1 (no real bot or Graph needed), then show and check it.
+    Demo,
 }
 
 #[derive(Debug, Args)]

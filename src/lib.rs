@@ -10,6 +10,7 @@
 //! - [`store`]: SQLite: schema, the writer thread, queries.
 //! - [`codec`], [`recording`]: the `graphtape/1` recording file format.
 //! - [`commands`]: one module per subcommand.
+//! - [`demo`]: the stand-in Graph and bot `graphtape demo` records between.
 
 pub mod cli;
 pub mod clock;
@@ -17,6 +18,7 @@ pub mod codec;
 pub mod commands;
 pub mod config;
 pub mod content_encoding;
+pub mod demo;
 pub mod exchange;
 pub mod graph;
 pub mod inspect;

@@ -3,6 +3,7 @@
 mod calls;
 mod certs;
 mod check;
+mod demo;
 mod diff;
 mod export;
 mod import;
@@ -29,5 +30,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Calls(args) => calls::run(&cli.db, &args),
         Command::Show(args) => show::run(&cli.db, &args),
         Command::Check(args) => check::run(&cli.db, &args),
+        Command::Demo => demo::run(&cli.db, cli.db_given),
     }
 }

@@ -4,6 +4,7 @@ mod bot;
 mod callbacks;
 mod flows;
 mod graph_sim;
+mod newcomer;
 mod record;
 mod recordings;
 mod replay;
