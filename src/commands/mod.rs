@@ -8,6 +8,7 @@ mod diff;
 mod export;
 mod import;
 mod output;
+mod prune;
 mod record;
 mod replay;
 mod sessions;
@@ -30,6 +31,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Calls(args) => calls::run(&cli.db, &args),
         Command::Show(args) => show::run(&cli.db, &args),
         Command::Check(args) => check::run(&cli.db, &args),
+        Command::Prune(args) => prune::run(&cli.db, &args),
+        Command::Vacuum => prune::vacuum(&cli.db),
         Command::Demo => demo::run(&cli.db, cli.db_given),
     }
 }

@@ -10,4 +10,5 @@ mod recordings;
 mod replay;
 mod replayer;
 mod store_files;
+mod tidy;
 mod util;
