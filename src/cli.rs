@@ -22,6 +22,10 @@ pub struct Cli {
     )]
     pub db: PathBuf,
 
+    /// Whether --db (or GRAPHTAPE_DB) was given, rather than the default taken.
+    #[arg(skip)]
+    pub db_given: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -51,6 +55,13 @@ pub enum Command {
     /// A local, read-only web inspector over the database: sessions, timelines that
     /// follow a recording live, exchanges, findings, divergences, diffs.
     Ui(UiArgs),
+    /// Delete old sessions: by age (--older-than 7d) or all but the newest (--keep-last N).
+    Prune(PruneArgs),
+    /// Give the space of deleted sessions back to the file system.
+    Vacuum,
+    /// Record a scripted incoming call between a stand-in Graph and a stand-in bot on
+    /// 127.0.0.1 (no real bot or Graph needed), then show and check it.
+    Demo,
 }
 
 #[derive(Debug, Args)]
@@ -320,6 +331,40 @@ pub struct SessionsArgs {
     /// One JSON object per session instead of a table.
     #[arg(long)]
     pub json: bool,
+
+    #[command(subcommand)]
+    pub action: Option<SessionsAction>,
+}
+
+/// What `sessions` can do besides listing.
+#[derive(Debug, Subcommand)]
+pub enum SessionsAction {
+    /// Delete sessions with their exchanges (all named, or none if one is unknown or
+    /// being recorded).
+    Delete(SessionsDeleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SessionsDeleteArgs {
+    /// The sessions to delete.
+    #[arg(required = true, value_name = "NAME")]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("rule").required(true).args(["older_than", "keep_last"])))]
+pub struct PruneArgs {
+    /// Delete sessions that started longer ago than this (e.g. 7d, 12h, 30m, 2w).
+    #[arg(long, value_name = "AGE")]
+    pub older_than: Option<String>,
+
+    /// Delete all but the N most recently started sessions.
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<usize>,
+
+    /// List what would be deleted; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@
 //! - [`codec`], [`recording`]: the `graphtape/1` recording file format.
 //! - [`inspect`]: pure analysis and the view model; [`ui`]: the read-only web inspector.
 //! - [`commands`]: one module per subcommand.
+//! - [`demo`]: the stand-in Graph and bot `graphtape demo` records between.
 
 pub mod cli;
 pub mod clock;
@@ -18,6 +19,7 @@ pub mod codec;
 pub mod commands;
 pub mod config;
 pub mod content_encoding;
+pub mod demo;
 pub mod exchange;
 pub mod graph;
 pub mod inspect;

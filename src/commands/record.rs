@@ -140,7 +140,9 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         "on_store_error": format!("{:?}", args.on_store_error).to_lowercase(),
         "keep_secrets": args.keep_secrets,
     });
-    let session_id = store::create_session(&conn, &name, clock.wall_start_us(), &config)?;
+    // Held until the session is closed: `sessions delete` refuses a live session.
+    let (session_id, live) =
+        store::create_live_session(&conn, db, &name, clock.wall_start_us(), &config)?;
     let (recorder, writer) = store::spawn_writer(conn, session_id, redactor, plan.max_body);
 
     let relay = |recorder: Recorder, timeout| Relay {
@@ -223,6 +225,7 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
     // the runtime drops them so the writer can finish.
     runtime.shutdown_timeout(Duration::from_secs(1));
     let health = writer.finish(clock.now_us());
+    drop(live);
     served?;
 
     eprintln!(
