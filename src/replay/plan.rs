@@ -41,7 +41,7 @@ pub struct PlannedNotification {
 }
 
 /// Where a scheduled notification goes relative to its cause's response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ResponseOrder {
     /// Before it: the response is held until the notification is delivered.
     Before,
@@ -401,7 +401,11 @@ mod tests {
         ]);
         let seqs: Vec<u64> = swapped.notifications.iter().map(|n| n.seq).collect();
         assert_eq!(seqs, vec![3, 2, 2]);
-        assert_eq!(swapped.holds, vec![vec![0, 2]], "the raced one and the duplicate held");
+        assert_eq!(
+            swapped.holds,
+            vec![vec![0, 2]],
+            "the raced one and the duplicate held"
+        );
         assert_eq!(swapped.notifications[0].delay_us, 7);
     }
 
