@@ -140,19 +140,21 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         wait,
         auth,
         self_url: self_url.clone(),
+        request_order: true,
     };
     let replay = Arc::new(Replay::new(
         plan,
-        source.exchanges,
-        settings,
+        Arc::new(source.exchanges),
+        Arc::new(settings),
         clock.clone(),
-        recorder,
+        Some(recorder),
     ));
     let delivery = Delivery {
         bot: bot.clone(),
         forwarder: Forwarder::new(tls::client_config(None)?, bot_timeout),
         pace,
         progress: std::io::stderr().is_terminal(),
+        retry: false,
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
