@@ -167,8 +167,6 @@ where
     tokio::spawn(graphtape::server::serve(
         listener,
         None,
-        graphtape::config::ServerLimits::default(),
-        graphtape::server::Drain::new(Duration::from_secs(5)),
         handler,
         async move {
             let mut stop = stop;

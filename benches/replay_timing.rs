@@ -65,8 +65,6 @@ fn main() {
     rt.spawn(graphtape::server::serve(
         listener,
         None,
-        graphtape::config::ServerLimits::default(),
-        graphtape::server::Drain::new(std::time::Duration::from_secs(5)),
         |_req| async {
             Response::builder()
                 .status(202)

@@ -114,6 +114,33 @@ impl Arrival {
 /// Why a stop cut an exchange short, as recorded in its `error`.
 pub const CUT_SHORT: &str = "graphtape shut down before the exchange completed";
 
+/// How long a stop waits for in-flight exchanges by default (`--drain-timeout`).
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// [`serve_with`] under the default limits and drain.
+pub async fn serve<H, F, B>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    handler: H,
+    shutdown: impl Future<Output = ()>,
+) where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + From<Full<Bytes>> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let drain = Drain::new(DRAIN_TIMEOUT);
+    serve_with(
+        listener,
+        tls,
+        ServerLimits::default(),
+        drain,
+        handler,
+        shutdown,
+    )
+    .await;
+}
+
 /// Serves `handler` on `listener` until `shutdown` resolves, then stops accepting and
 /// drains: open connections finish their exchanges until the drain deadline or a
 /// [`Drain::cut_now`]; what is still open then is cut short, recorded, and counted.
@@ -122,7 +149,7 @@ pub const CUT_SHORT: &str = "graphtape shut down before the exchange completed";
 /// client goes away mid-exchange and hyper drops the request's future, the future is
 /// moved to a task of its own and finishes there, so the exchange still completes
 /// upstream and is recorded (the always-run logging phase of a pingora-style proxy).
-pub async fn serve<H, F, B>(
+pub async fn serve_with<H, F, B>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     limits: ServerLimits,

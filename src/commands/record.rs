@@ -18,7 +18,7 @@ use crate::proxy::api::ApiProxy;
 use crate::proxy::callback::CallbackProxy;
 use crate::proxy::{CallbackRoutes, Forwarder, Relay};
 use crate::redact::Redactor;
-use crate::server::{bind, listen_url, runtime, serve, Drain, StopSignals};
+use crate::server::{bind, listen_url, runtime, serve_with, Drain, StopSignals};
 use crate::store::{self, Access, Recorder};
 use crate::tls::{self, CertSource};
 
@@ -105,6 +105,7 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         .callback_listen
         .map(|addr| bind(addr, "--callback-listen"))
         .transpose()?;
+    let ui = args.ui.map(|addr| bind(addr, "--ui")).transpose()?;
 
     let conn = store::open(db, Access::Create)?;
     let key = store::redaction_key(&conn)?;
@@ -143,7 +144,9 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         "on_store_error": format!("{:?}", args.on_store_error).to_lowercase(),
         "keep_secrets": args.keep_secrets,
     });
-    let session_id = store::create_session(&conn, &name, clock.wall_start_us(), &config)?;
+    // Held until the session is closed: `sessions delete` refuses a live session.
+    let (session_id, live) =
+        store::create_live_session(&conn, db, &name, clock.wall_start_us(), &config)?;
     let (recorder, writer) = store::spawn_writer(conn, session_id, redactor, plan.max_body);
 
     let relay = |recorder: Recorder, timeout| Relay {
@@ -174,6 +177,7 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         let drain = drain_of_run;
         let mut signals = StopSignals::new()?;
         let (stop_tx, stop_rx) = watch::channel(());
+        let stop_rx_ui = stop_rx.clone();
         let mut servers = Vec::new();
         let mut out = std::io::stdout().lock();
         writeln!(out, "recording session={name} db={}", db.display())?;
@@ -185,7 +189,7 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
             "listening api={}",
             listen_url(api_addr, api_tls.is_some())
         )?;
-        servers.push(tokio::spawn(serve(
+        servers.push(tokio::spawn(serve_with(
             tokio::net::TcpListener::from_std(api_listener)?,
             api_tls,
             limits,
@@ -199,13 +203,22 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
                 "listening callback={}",
                 listen_url(addr, server_tls.is_some())
             )?;
-            servers.push(tokio::spawn(serve(
+            servers.push(tokio::spawn(serve_with(
                 tokio::net::TcpListener::from_std(listener)?,
                 server_tls,
                 limits,
                 drain.clone(),
                 move |req| callback_proxy.clone().handle(req),
                 stopped(stop_rx),
+            )));
+        }
+        if let Some((listener, addr)) = ui {
+            super::ui::warn_if_exposed(addr);
+            writeln!(out, "listening ui={}", listen_url(addr, false))?;
+            servers.push(tokio::spawn(crate::ui::serve(
+                tokio::net::TcpListener::from_std(listener)?,
+                db.to_path_buf(),
+                stopped(stop_rx_ui),
             )));
         }
         out.flush()?;
@@ -228,6 +241,7 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
     // the runtime drops them so the writer can finish.
     runtime.shutdown_timeout(Duration::from_secs(1));
     let health = writer.finish(clock.now_us());
+    drop(live);
     served?;
 
     eprintln!(

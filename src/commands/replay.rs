@@ -25,7 +25,7 @@ use crate::replay::plan::{plan, PlanOptions};
 use crate::replay::report::Divergence;
 use crate::replay::scheduler::{deliver_all, Delivery, Pace};
 use crate::replay::substitute::default_learn_keys;
-use crate::server::{bind, listen_url, runtime, serve, stop_signal, Drain};
+use crate::server::{bind, listen_url, runtime, serve_with, stop_signal, Drain};
 use crate::store::{self, Access};
 use crate::tls::{self, CertSource};
 
@@ -119,7 +119,9 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         "callback_auth": args.callback_auth.split(':').next(),
         "no_graph": args.no_graph,
     });
-    let session_id = store::create_session(&conn, &record_as, clock.wall_start_us(), &config)?;
+    // Held until the session is closed: `sessions delete` refuses a live session.
+    let (session_id, live) =
+        store::create_live_session(&conn, db, &record_as, clock.wall_start_us(), &config)?;
     let redactor = Redactor::new(&store::redaction_key(&conn)?);
     let (recorder, writer) = store::spawn_writer(conn, session_id, redactor, 16 << 20);
 
@@ -138,19 +140,21 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         wait,
         auth,
         self_url: self_url.clone(),
+        request_order: true,
     };
     let replay = Arc::new(Replay::new(
         plan,
-        source.exchanges,
-        settings,
+        Arc::new(source.exchanges),
+        Arc::new(settings),
         clock.clone(),
-        recorder,
+        Some(recorder),
     ));
     let delivery = Delivery {
         bot: bot.clone(),
         forwarder: Forwarder::new(tls::client_config(None)?, bot_timeout),
         pace,
         progress: std::io::stderr().is_terminal(),
+        retry: false,
     };
 
     let limits = super::record::listener_limits(&args.listener)?;
@@ -173,7 +177,7 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
                 }
                 writeln!(out, "listening api={self_url}")?;
                 let engine = engine.clone();
-                Some(tokio::spawn(serve(
+                Some(tokio::spawn(serve_with(
                     tokio::net::TcpListener::from_std(l)?,
                     server_tls,
                     limits,
@@ -226,6 +230,7 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
     let health = writer.finish(clock.now_us());
+    drop(live);
     ran?;
 
     let report = replay.finish(&source_name, &record_as);

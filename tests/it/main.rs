@@ -2,9 +2,12 @@
 
 mod bot;
 mod callbacks;
+mod fixtures;
 mod flows;
 mod graph_sim;
+mod hostile;
 mod limits;
+mod newcomer;
 mod record;
 mod recordings;
 mod replay;
@@ -13,4 +16,5 @@ mod resets;
 mod shutdown;
 mod store_files;
 mod streaming;
+mod tidy;
 mod util;
