@@ -11,14 +11,31 @@ struct Frame {
 }
 
 /// Byte ranges (quotes included) and decoded text of every string that is the direct
-/// value of a key for which `wanted` is true, at any depth, in order. Iterative, so
-/// nesting depth cannot overflow the stack; `None` on anything that is not valid JSON
-/// (callers validate first; this also refuses unbalanced input).
+/// value of a key for which `wanted` is true, at any depth, in order. See
+/// [`keyed_string_values`].
 pub fn string_values(
     json: &[u8],
     wanted: impl Fn(&str) -> bool,
 ) -> Option<Vec<(Range<usize>, String)>> {
+    let found = keyed_string_values(json, wanted)?;
+    Some(
+        found
+            .into_iter()
+            .map(|(range, _, text)| (range, text))
+            .collect(),
+    )
+}
+
+/// Byte ranges (quotes included), keys and decoded text of every string that is the
+/// direct value of a key for which `wanted` is true, at any depth, in order. Iterative, so
+/// nesting depth cannot overflow the stack; `None` on anything that is not valid JSON
+/// (callers validate first; this also refuses unbalanced input).
+pub fn keyed_string_values(
+    json: &[u8],
+    wanted: impl Fn(&str) -> bool,
+) -> Option<Vec<(Range<usize>, String, String)>> {
     let mut stack: Vec<Frame> = Vec::new();
+    let mut key = String::new();
     let mut found = Vec::new();
     let mut i = 0;
     while let Some(&b) = json.get(i) {
@@ -49,9 +66,12 @@ pub fn string_values(
                     Some(frame) if frame.expect_key => {
                         frame.value_matches = wanted(&text);
                         frame.expect_key = false;
+                        if frame.value_matches {
+                            key = text;
+                        }
                     }
                     Some(frame) if frame.is_object && frame.value_matches => {
-                        found.push((i..end, text));
+                        found.push((i..end, key.clone(), text));
                     }
                     _ => {}
                 }

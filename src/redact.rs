@@ -317,16 +317,65 @@ impl Redactor {
         changed.then_some(out)
     }
 
+    /// Redacts the credentials a URL can carry: its userinfo (`user:pass@`) and
+    /// secret query parameters (as [`Redactor::query`]). Everything else stays, so
+    /// the URL still says where it leads. `None` if nothing changed.
+    pub fn url(&self, url: &str) -> Option<String> {
+        if !self.enabled {
+            return None;
+        }
+        let (before_fragment, fragment) = match url.find('#') {
+            Some(i) => url.split_at(i),
+            None => (url, ""),
+        };
+        let (base, query) = match before_fragment.split_once('?') {
+            Some((base, query)) => (base, Some(query)),
+            None => (before_fragment, None),
+        };
+        let mut changed = false;
+        let mut out = String::with_capacity(url.len());
+        match userinfo_range(base) {
+            Some((start, end)) => match self.redact_secret(&base.as_bytes()[start..end]) {
+                Some(placeholder) => {
+                    out.push_str(&base[..start]);
+                    out.push_str(&placeholder);
+                    out.push_str(&base[end..]);
+                    changed = true;
+                }
+                None => out.push_str(base),
+            },
+            None => out.push_str(base),
+        }
+        if let Some(query) = query {
+            out.push('?');
+            match self.query(query) {
+                Some(redacted) => {
+                    out.push_str(&redacted);
+                    changed = true;
+                }
+                None => out.push_str(query),
+            }
+        }
+        out.push_str(fragment);
+        changed.then_some(out)
+    }
+
     fn json(&self, body: &[u8]) -> Option<Vec<u8>> {
         // Validating first lets the scanner trust the structure it walks, and
         // keeps half-understood input from being "redacted" wrongly.
         std::str::from_utf8(body).ok()?;
         serde_json::from_slice::<Value>(body).ok()?;
-        let replacements: Vec<_> = jsonscan::string_values(body, is_secret_json_key)?
+        let wanted = |k: &str| is_secret_json_key(k) || is_callback_url_key(k);
+        let replacements: Vec<_> = jsonscan::keyed_string_values(body, wanted)?
             .into_iter()
-            .filter_map(|(range, text)| {
-                let placeholder = self.redact_secret(text.as_bytes())?;
-                Some((range, jsonscan::literal(&placeholder)))
+            .filter_map(|(range, key, text)| {
+                // A callback URL keeps where it leads; only its credentials go.
+                let replacement = if is_callback_url_key(&key) {
+                    self.url(&text)?
+                } else {
+                    self.redact_secret(text.as_bytes())?
+                };
+                Some((range, jsonscan::literal(&replacement)))
             })
             .collect();
         if replacements.is_empty() {
@@ -470,6 +519,22 @@ pub fn is_secret_param(raw_name: &[u8]) -> bool {
     SECRET_PARAMS
         .iter()
         .any(|secret| secret.as_bytes().eq_ignore_ascii_case(&name))
+}
+
+/// Whether a JSON object key holds a callback URL (`callbackUri`, legacy `callback`),
+/// whose query or userinfo may carry a credential.
+pub fn is_callback_url_key(key: &str) -> bool {
+    key.eq_ignore_ascii_case("callbackUri") || key.eq_ignore_ascii_case("callback")
+}
+
+/// Byte range of the userinfo in `scheme://userinfo@host/...`, if there is one.
+fn userinfo_range(url: &str) -> Option<(usize, usize)> {
+    let start = url.find("://")? + 3;
+    let authority_end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    let at = url[start..authority_end].rfind('@')?;
+    Some((start, start + at))
 }
 
 /// Whether a JSON object key names a credential field.
@@ -785,6 +850,40 @@ mod tests {
             )
         );
         assert_eq!(r.body(None, body), None);
+    }
+
+    #[test]
+    fn callback_urls_lose_only_their_credentials() {
+        let r = redactor();
+        assert_eq!(
+            r.url("https://bot.example/api/calls?tenant=1&token=SECRET1#f"),
+            Some(format!(
+                "https://bot.example/api/calls?tenant=1&token={}#f",
+                r.placeholder(b"SECRET1")
+            ))
+        );
+        assert_eq!(
+            r.url("https://user:SECRET2@bot.example:8443/api?x=@"),
+            Some(format!(
+                "https://{}@bot.example:8443/api?x=@",
+                r.placeholder(b"user:SECRET2")
+            ))
+        );
+        assert_eq!(r.url("https://bot.example/a@b?webInstanceId=3"), None);
+        assert_eq!(Redactor::disabled().url("https://u:p@bot/?token=t"), None);
+        let body = br#"{"callbackUri":"https://u:SECRET3@bot/cb?code=SECRET4&i=2","Callback":"http://bot/?sig=SECRET5","other":"https://u:p@x/"}"#;
+        let out = text(r.body(Some("application/json"), body)).unwrap();
+        for secret in ["SECRET3", "SECRET4", "SECRET5"] {
+            assert!(!out.contains(secret), "{out}");
+        }
+        assert!(
+            out.contains("@bot/cb?code=graphtape-redacted:") && out.contains("&i=2"),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#""other":"https://u:p@x/""#),
+            "only callback keys: {out}"
+        );
     }
 
     #[test]

@@ -28,7 +28,11 @@ impl CallbackProxy {
     /// One notification POST, start to finish.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         let inbound = Inbound::receive(&self.relay.clock, req).await;
-        let target = match self.route(&inbound) {
+        let routed = match self.relay.target_refusal(&inbound) {
+            Some(refusal) => Err(refusal),
+            None => self.route(&inbound),
+        };
+        let target = match routed {
             Ok(target) => target,
             Err(refusal) => {
                 return self

@@ -76,6 +76,32 @@ pub struct Relay {
 }
 
 impl Relay {
+    /// Request targets neither listener forwards: `CONNECT` (a tunnel, which would
+    /// make graphtape an open proxy) and anything but origin-form, such as
+    /// asterisk-form `OPTIONS *`, which names no resource to forward to.
+    pub fn target_refusal(&self, inbound: &Inbound) -> Option<Refusal> {
+        let parts = &inbound.parts;
+        if parts.method == http::Method::CONNECT {
+            return Some(Refusal::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "CONNECT is refused: graphtape is a reverse proxy, not a tunnel".into(),
+            ));
+        }
+        if !parts.uri.path().starts_with('/') {
+            return Some(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "badRequest",
+                format!(
+                    "{} {}: only origin-form request targets (a path starting with \"/\") are forwarded",
+                    parts.method,
+                    parts.uri.path()
+                ),
+            ));
+        }
+        None
+    }
+
     /// Refusals that do not depend on the direction: a request body that did not arrive
     /// whole is not passed on as if it had, and with `--on-store-error fail` nothing goes
     /// through unrecorded.

@@ -12,6 +12,7 @@ use std::sync::RwLock;
 
 use ring::hmac;
 
+use super::callback_guard::{is_local_address, CallbackGuard};
 use crate::exchange::hex;
 use crate::jsonscan;
 
@@ -32,6 +33,8 @@ pub struct CallbackRoutes {
     key: hmac::Key,
     /// graphtape's public base URL (no trailing slash); None disables rewriting.
     public_url: Option<String>,
+    /// What a minted route may lead to.
+    guard: CallbackGuard,
     map: RwLock<HashMap<String, String>>,
 }
 
@@ -41,8 +44,16 @@ impl CallbackRoutes {
         CallbackRoutes {
             key: hmac::Key::new(hmac::HMAC_SHA256, key),
             public_url: public_url.map(|u| u.trim_end_matches('/').to_string()),
+            guard: CallbackGuard::default(),
             map: RwLock::new(stored.into_iter().collect()),
         }
+    }
+
+    /// Restricts what new routes may lead to (graphtape's own listeners never, and
+    /// only `--callback-allow` hosts when given).
+    pub fn with_guard(mut self, guard: CallbackGuard) -> Self {
+        self.guard = guard;
+        self
     }
 
     /// Whether `--public-url` is set, i.e. request bodies are rewritten.
@@ -73,6 +84,16 @@ impl CallbackRoutes {
         for (range, url) in found {
             // Already ours (a bot configured with graphtape's URL): no loop.
             if url.is_empty() || starts_with_ignore_case(&url, public) {
+                continue;
+            }
+            if let Err(why) = self.guard.check(&url, is_local_address) {
+                // Left as the bot gave it. The log names no more than scheme and host:
+                // a callback URL can carry a credential.
+                tracing::warn!(
+                    url = %super::callback_guard::origin(&url),
+                    reason = why.reason(),
+                    "callbackUri not routed through graphtape"
+                );
                 continue;
             }
             let (minted, new) = self.mint(public, &url);

@@ -24,7 +24,7 @@ pub fn prepare(ex: Exchange<Bytes>, redactor: &Redactor, max_body: usize) -> Exc
         error,
     } = ex;
     let query = request.query.map(|q| redactor.query(&q).unwrap_or(q));
-    let target = target.map(|t| redact_url(redactor, t));
+    let target = target.map(|t| redactor.url(&t).unwrap_or(t));
     let forwarded_body = forwarded_body.map(|b| body(redactor, &request.headers, &b, max_body));
     let request = RequestRecord {
         body: body(redactor, &request.headers, &request.body, max_body),
@@ -49,17 +49,6 @@ pub fn prepare(ex: Exchange<Bytes>, redactor: &Redactor, max_body: usize) -> Exc
         forwarded_body,
         response,
         error,
-    }
-}
-
-/// A URL with its query's secrets redacted.
-fn redact_url(redactor: &Redactor, url: String) -> String {
-    match url.split_once('?') {
-        Some((base, query)) => match redactor.query(query) {
-            Some(redacted) => format!("{base}?{redacted}"),
-            None => url,
-        },
-        None => url,
     }
 }
 

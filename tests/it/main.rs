@@ -1,6 +1,7 @@
 //! Integration tests: graphtape as a real process between real HTTP peers on loopback.
 
 mod bot;
+mod callback_safety;
 mod callbacks;
 mod flows;
 mod graph_sim;
