@@ -20,10 +20,12 @@ use super::report::{Divergence, Report, ReportBuilder};
 use super::substitute::Substitutions;
 use crate::clock::SessionClock;
 use crate::content_encoding::map_content;
-use crate::exchange::{Direction, Exchange, Headers, ResponseRecord, StoredBody};
+use crate::exchange::{
+    CapturedBody, CapturedResponse, Direction, Exchange, Headers, StoredBody, Target,
+};
 use crate::graph::ids_from_path;
 use crate::proxy::capture::Inbound;
-use crate::proxy::headers::{resend, to_record};
+use crate::proxy::headers::resend;
 use crate::proxy::reply::{error_json, Body};
 use crate::store::Recorder;
 
@@ -277,11 +279,12 @@ impl Replay {
         let mut ex = inbound.into_exchange(Direction::Api);
         ex.timing.response_start_us = Some(self.clock.now_us());
         ex.timing.response_end_us = ex.timing.response_start_us;
-        ex.target = recorded_seq.map(|seq| format!("graphtape-replay:recorded#{seq}"));
-        ex.response = Some(ResponseRecord {
-            status: reply.status.as_u16(),
-            headers: to_record(&reply.headers),
-            body: reply.body.clone(),
+        ex.target =
+            recorded_seq.map(|seq| Target::Label(format!("graphtape-replay:recorded#{seq}")));
+        ex.response = Some(CapturedResponse {
+            status: reply.status,
+            headers: reply.headers.clone(),
+            body: CapturedBody::whole(reply.body.clone()),
         });
         self.recorder.record(ex).await;
         let response = reply.response();

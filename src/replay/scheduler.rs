@@ -18,9 +18,10 @@ use super::plan::{Anchor, PlannedNotification};
 use super::report::Divergence;
 use crate::config::Upstream;
 use crate::exchange::{
-    header, Direction, Exchange, RequestRecord, ResponseRecord, StoredBody, Timing,
+    header, Captured, CapturedBody, CapturedRequest, CapturedResponse, Direction, Exchange,
+    StoredBody, Target, Timing,
 };
-use crate::proxy::headers::{resend, to_record};
+use crate::proxy::headers::resend;
 use crate::proxy::Forwarder;
 use crate::redact::{jwt_claims, parse_redacted, JwtClaims};
 
@@ -160,7 +161,7 @@ async fn deliver(replay: &Replay, delivery: &Delivery, position: usize, due: Ins
     let headers = outgoing_headers(recorded, &replay.settings.auth, body.len());
     let method = Method::from_bytes(recorded.request.method.as_bytes()).unwrap_or(Method::POST);
     let mut req = Request::new(Full::new(body.clone()));
-    *req.method_mut() = method;
+    *req.method_mut() = method.clone();
     let path = replay.delivery_path(recorded.target.as_deref(), &planned.path);
     *req.uri_mut() = match delivery_target(&delivery.bot, &path) {
         Ok(uri) => uri,
@@ -177,7 +178,7 @@ async fn deliver(replay: &Replay, delivery: &Delivery, position: usize, due: Ins
     };
     *req.headers_mut() = headers.clone();
     *req.version_mut() = Version::HTTP_11;
-    let target = req.uri().to_string();
+    let target = req.uri().clone();
 
     let clock = &replay.clock;
     let seq = clock.next_seq();
@@ -210,7 +211,7 @@ async fn deliver(replay: &Replay, delivery: &Delivery, position: usize, due: Ins
             message,
         });
     }
-    let ex = Exchange {
+    let ex = Captured {
         seq,
         direction: Direction::Callback,
         wall_start_us: clock.wall_start_us() + start,
@@ -220,20 +221,18 @@ async fn deliver(replay: &Replay, delivery: &Delivery, position: usize, due: Ins
             response_start_us: outcome.response_start_us,
             response_end_us: outcome.response_end_us,
         },
-        request: RequestRecord {
-            method: recorded.request.method.clone(),
-            query: path.split_once('?').map(|(_, q)| q.to_string()),
-            path: path.split('?').next().unwrap_or_default().to_string(),
-            version: "HTTP/1.1".into(),
-            headers: to_record(&headers),
+        request: CapturedRequest::new(
+            method,
+            path.parse().unwrap_or_else(|_| Uri::from_static("/")),
+            headers,
             body,
-        },
-        target: Some(target),
+        ),
+        target: Some(Target::Uri(target)),
         forwarded_body: None,
-        response: outcome.head.map(|head| ResponseRecord {
-            status: head.status.as_u16(),
-            headers: to_record(&head.headers),
-            body: outcome.body,
+        response: outcome.head.map(|head| CapturedResponse {
+            status: head.status,
+            headers: head.headers,
+            body: CapturedBody::whole(outcome.body),
         }),
         error: outcome.error.map(|e| e.message),
     };
