@@ -92,7 +92,12 @@ impl ApiProxy {
         if !self.routes.rewrites() {
             return None;
         }
-        let (body, new_routes) = self.routes.rewrite(&inbound.body)?;
+        let encoding = inbound
+            .parts
+            .headers
+            .get(http::header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok());
+        let (body, new_routes) = self.routes.rewrite(encoding, &inbound.body)?;
         for route in new_routes {
             self.relay.recorder.route(route).await;
         }

@@ -115,15 +115,7 @@ impl Replay {
         let requests = plan
             .api
             .iter()
-            .map(|&i| {
-                let r = &recorded[i].request;
-                RecordedRequest {
-                    method: r.method.clone(),
-                    path: r.path.clone(),
-                    query: r.query.clone(),
-                    body: r.body.bytes.clone(),
-                }
-            })
+            .map(|&i| RecordedRequest::from(&recorded[i]))
             .collect();
         let arrivals = plan.api.iter().map(|_| watch::channel(None).0).collect();
         let responded = plan.api.iter().map(|_| watch::channel(false).0).collect();
@@ -224,9 +216,13 @@ impl Replay {
     /// encoded body is decoded, changed and encoded again).
     pub fn substitute(&self, headers: &Headers, body: &[u8]) -> Bytes {
         let subs = self.subs.lock();
-        let changed = subs
-            .ok()
-            .and_then(|s| map_content(headers, body, |content| s.apply(content)));
+        let changed = subs.ok().and_then(|s| {
+            map_content(
+                crate::exchange::header(headers, "content-encoding"),
+                body,
+                |content| s.apply(content),
+            )
+        });
         match changed {
             Some(changed) => Bytes::from(changed),
             None => Bytes::copy_from_slice(body),
@@ -299,11 +295,18 @@ impl Replay {
     /// The reply, the recorded sequence number it comes from, and the ordinal of the
     /// recorded request it matched (first time only).
     async fn answer(&self, inbound: &Inbound) -> (Reply, Option<u64>, Option<usize>) {
+        // Matching and learning read the content: a bot may gzip its request bodies.
+        let encoding = inbound
+            .parts
+            .headers
+            .get(http::header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok());
+        let live_body = crate::content_encoding::content(encoding, &inbound.body);
         let live = LiveRequest {
             method: inbound.parts.method.as_str(),
             path: inbound.parts.uri.path(),
             query: inbound.parts.uri.query(),
-            body: &inbound.body,
+            body: &live_body,
         };
         let outcome = match self.matcher.lock() {
             Ok(mut m) => m.take(&live),
@@ -315,12 +318,12 @@ impl Replay {
                 let recorded = &self.recorded[self.plan.api[ordinal]];
                 if let Ok(mut subs) = self.subs.lock() {
                     subs.learn(
-                        &recorded.request.body.bytes,
-                        &inbound.body,
+                        &recorded.request.content(),
+                        &live_body,
                         &self.settings.learn_keys,
                     );
                 }
-                self.learn_callback_url(&recorded.request.body.bytes, &inbound.body);
+                self.learn_callback_url(&recorded.request.content(), &live_body);
                 let call = self.plan.api_calls[ordinal].clone();
                 self.report(|r| r.matched(&call, ordinal));
                 if let Some(tx) = self.arrivals.get(ordinal) {

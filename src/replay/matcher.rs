@@ -58,6 +58,7 @@ pub struct LiveRequest<'a> {
     pub path: &'a str,
     /// Raw query string without `?`.
     pub query: Option<&'a str>,
+    /// The body's content (decoded if it was sent encoded).
     pub body: &'a [u8],
 }
 
@@ -73,13 +74,14 @@ pub struct RecordedRequest {
 
 impl From<&Exchange<StoredBody>> for RecordedRequest {
     /// The request as the bot sent it (not `forwarded_body`: the replayed bot sends
-    /// its own callback URL again, not graphtape's rewritten one).
+    /// its own callback URL again, not graphtape's rewritten one), its body decoded
+    /// when it was sent gzip- or deflate-encoded.
     fn from(ex: &Exchange<StoredBody>) -> Self {
         RecordedRequest {
             method: ex.request.method.clone(),
             path: ex.request.path.clone(),
             query: ex.request.query.clone(),
-            body: ex.request.body.bytes.clone(),
+            body: ex.request.content().into_owned(),
         }
     }
 }
@@ -784,6 +786,20 @@ mod tests {
                 r#"{"callbackUri":"https://bot"}"#
             )
         );
+        // A gzip-sending bot (Kiota's compression handler): matched on the content.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, br#"{"callbackUri":"https://bot","a":1}"#).unwrap();
+        let mut gzipped = ex.clone();
+        gzipped.request.headers = vec![("content-encoding".into(), b"gzip".to_vec())];
+        gzipped.request.body = StoredBody::capture(&gz.finish().unwrap(), usize::MAX);
+        let mut m = Matcher::new(vec![RecordedRequest::from(&gzipped)], MatchRules::default());
+        let live = LiveRequest {
+            method: "POST",
+            path: "/v1.0/communications/calls",
+            query: Some("a=1"),
+            body: br#"{"a":1,"callbackUri":"https://live-bot"}"#,
+        };
+        assert_eq!(m.take(&live), MatchOutcome::Matched(0));
     }
 
     #[test]

@@ -86,7 +86,9 @@ fn body(
 ) -> StoredBody {
     let raw: &[u8] = &captured.bytes;
     let content_type = header(headers, "content-type");
-    let redacted = map_content(headers, raw, |content| redactor.body(content_type, content));
+    let redacted = map_content(header(headers, "content-encoding"), raw, |content| {
+        redactor.body(content_type, content)
+    });
     match captured.sha256 {
         None => StoredBody::capture(redacted.as_deref().unwrap_or(raw), max_body),
         Some(digest) => {

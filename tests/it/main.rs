@@ -5,6 +5,7 @@ mod callback_safety;
 mod callbacks;
 mod flows;
 mod graph_sim;
+mod gzip_bot;
 mod hostile;
 mod record;
 mod recordings;
