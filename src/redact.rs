@@ -1040,3 +1040,88 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::proptest_support::{json_object, json_value, near_json, spell};
+    use proptest::prelude::*;
+
+    /// What redaction must make of a document, worked out on the parsed value.
+    fn expected(r: &Redactor, value: &Value) -> Value {
+        match value {
+            Value::Object(members) => Value::Object(
+                members
+                    .iter()
+                    .map(|(k, v)| {
+                        let v = match v {
+                            Value::String(s) if is_secret_json_key(k) => {
+                                Value::String(r.redact_secret(s.as_bytes()).unwrap_or(s.clone()))
+                            }
+                            Value::String(s) if is_callback_url_key(k) => {
+                                Value::String(r.url(s).unwrap_or(s.clone()))
+                            }
+                            v => expected(r, v),
+                        };
+                        (k.clone(), v)
+                    })
+                    .collect(),
+            ),
+            Value::Array(items) => Value::Array(items.iter().map(|v| expected(r, v)).collect()),
+            v => v.clone(),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn json_bodies_lose_their_secrets_and_nothing_else(
+            mut value in json_object(),
+            style in any::<u64>(),
+            secret in "SECRET-[a-z0-9]{8}",
+            nested in json_value(),
+        ) {
+            let r = Redactor::new(b"0123456789abcdef0123456789abcdef");
+            let map = value.as_object_mut().unwrap();
+            map.insert("token".into(), Value::String(secret.clone()));
+            map.insert("callbackUri".into(), Value::String(format!("https://u:{secret}@bot/x?sig={secret}&a=1")));
+            map.insert("n".into(), serde_json::json!([{"clientSecret": secret}, nested]));
+            let text = spell(&value, style);
+            let out = r.body(Some("application/json"), &text).expect("secrets to redact");
+            let parsed: Value = serde_json::from_slice(&out).unwrap();
+            prop_assert_eq!(parsed, expected(&r, &value));
+            prop_assert!(!String::from_utf8_lossy(&out).contains(&secret));
+        }
+
+        #[test]
+        fn no_input_panics(bytes in near_json(), text in any::<String>()) {
+            let r = Redactor::new(&[9; 32]);
+            for content_type in [None, Some("application/json"), Some("application/x-www-form-urlencoded")] {
+                let _ = r.body(content_type, &bytes);
+            }
+            let _ = r.query(&text);
+            let _ = r.url(&text);
+            let _ = r.header_value("authorization", text.as_bytes());
+            let _ = r.header_value("cookie", &bytes);
+            let _ = r.header_value("set-cookie", &bytes);
+            let _ = parse_redacted(&text);
+            let _ = jwt_claims(&text);
+        }
+
+        #[test]
+        fn query_redaction_keeps_names_and_order(
+            pairs in prop::collection::vec(("(token|code|a|b|sig|x%5Fy)", "[a-zA-Z0-9%]{0,8}"), 0..6)
+        ) {
+            let r = Redactor::new(&[9; 32]);
+            let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let query = query.join("&");
+            let out = r.query(&query).unwrap_or(query.clone());
+            let names = |q: &str| q.split('&').map(|p| p.split('=').next().unwrap_or("").to_string()).collect::<Vec<_>>();
+            prop_assert_eq!(names(&out), names(&query));
+            for (k, v) in &pairs {
+                if is_secret_param(k.as_bytes()) && !v.is_empty() {
+                    prop_assert!(!out.split('&').any(|p| p == format!("{k}={v}")), "{} kept in {}", v, out);
+                }
+            }
+        }
+    }
+}

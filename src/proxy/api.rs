@@ -32,7 +32,7 @@ impl ApiProxy {
         let inbound = Inbound::receive(&self.relay.clock, req).await;
         if let Some(refusal) = self
             .refusal(&inbound)
-            .or_else(|| self.relay.target_refusal(&inbound))
+            .or_else(|| self.relay.target_refusal(&inbound, false))
             .or_else(|| self.relay.check(&inbound))
         {
             return self.relay.refuse(inbound, Direction::Api, refusal).await;

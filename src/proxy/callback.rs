@@ -28,7 +28,7 @@ impl CallbackProxy {
     /// One notification POST, start to finish.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         let inbound = Inbound::receive(&self.relay.clock, req).await;
-        let routed = match self.relay.target_refusal(&inbound) {
+        let routed = match self.relay.target_refusal(&inbound, true) {
             Some(refusal) => Err(refusal),
             None => self.route(&inbound),
         };

@@ -372,3 +372,37 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn no_input_panics(url in any::<String>(), host in "[0-9a-fx.]{0,20}") {
+            let g = CallbackGuard {
+                listeners: vec!["0.0.0.0:8443".parse().unwrap()],
+                public: Some(("rec.example.com".into(), 443)),
+                allow: vec![url.clone(), "*.example.com".into()],
+            };
+            let _ = g.check(&url, |_| false);
+            let _ = g.check(&format!("http://{host}:8443/x"), |_| false);
+            let _ = origin(&url);
+            let _ = inet_aton(&host);
+        }
+
+        /// Dotted-quad decimal reads as std reads it; every spelling of a loopback
+        /// address at a listener's port is graphtape's own.
+        #[test]
+        fn loopback_in_any_spelling_is_own(a in any::<u8>(), b in any::<u8>(), c in any::<u8>()) {
+            let ip = Ipv4Addr::new(127, a, b, c);
+            prop_assert_eq!(inet_aton(&ip.to_string()), Some(ip));
+            let n = u32::from(ip);
+            let g = CallbackGuard { listeners: vec!["0.0.0.0:7080".parse().unwrap()], ..Default::default() };
+            for spelled in [ip.to_string(), n.to_string(), format!("{n:#x}"), format!("127.{}", n & 0xff_ffff)] {
+                prop_assert_eq!(g.check(&format!("http://{spelled}:7080/x"), |_| false), Err(Unroutable::OwnListener), "{}", spelled);
+            }
+        }
+    }
+}

@@ -78,8 +78,10 @@ pub struct Relay {
 impl Relay {
     /// Request targets neither listener forwards: `CONNECT` (a tunnel, which would
     /// make graphtape an open proxy) and anything but origin-form, such as
-    /// asterisk-form `OPTIONS *`, which names no resource to forward to.
-    pub fn target_refusal(&self, inbound: &Inbound) -> Option<Refusal> {
+    /// asterisk-form `OPTIONS *`, which names no resource to forward to. With
+    /// `one_slash` (notifications, which replay sends again) the path must not start
+    /// with `//` either.
+    pub fn target_refusal(&self, inbound: &Inbound, one_slash: bool) -> Option<Refusal> {
         let parts = &inbound.parts;
         if parts.method == http::Method::CONNECT {
             return Some(Refusal::new(
@@ -88,14 +90,15 @@ impl Relay {
                 "CONNECT is refused: graphtape is a reverse proxy, not a tunnel".into(),
             ));
         }
-        if !parts.uri.path().starts_with('/') {
+        let path = parts.uri.path();
+        if !path.starts_with('/') || one_slash && path.starts_with("//") {
             return Some(Refusal::new(
                 StatusCode::BAD_REQUEST,
                 "badRequest",
                 format!(
-                    "{} {}: only origin-form request targets (a path starting with \"/\") are forwarded",
+                    "{} {path}: only origin-form request targets (a path starting with {}) are forwarded",
                     parts.method,
-                    parts.uri.path()
+                    if one_slash { "one \"/\"" } else { "\"/\"" }
                 ),
             ));
         }

@@ -14,3 +14,5 @@ pub use export::{export_session, to_document};
 pub use format::{Recording, FORMAT};
 pub use import::{parse_recording, read_recording, store_recording, ImportError, Loaded};
 pub use pretty::to_pretty;
+#[cfg(test)]
+pub(crate) use validate::origin_form;

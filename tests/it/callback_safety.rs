@@ -246,13 +246,25 @@ async fn connect_and_asterisk_form_are_refused_on_both_listeners() {
             );
         }
     }
+    // A notification path must start with exactly one "/" (replay sends it again).
+    let addr = listeners[1].trim_start_matches("http://");
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    sock.write_all(b"POST //evil.example/x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = String::new();
+    tokio::time::timeout(DEADLINE, sock.read_to_string(&mut head))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
     assert!(
         graph.seen().is_empty() && bot.seen().is_empty(),
         "nothing was forwarded"
     );
     assert!(gt.stop().await.status.success());
     let ex = exchanges(&db, "s");
-    assert_eq!(ex.len(), 4, "every refusal is recorded");
+    assert_eq!(ex.len(), 5, "every refusal is recorded");
     for e in &ex {
         let error = e.error.as_deref().unwrap();
         assert!(
