@@ -295,6 +295,16 @@ pub struct RecordArgs {
     #[arg(long, env = "GRAPHTAPE_PUBLIC_URL")]
     pub public_url: Option<String>,
 
+    /// Mint callback routes only to this host (`host`, `host:port` or `*.domain`);
+    /// repeatable. Other `callbackUri` values are left as the bot gave them.
+    #[arg(
+        long = "callback-allow",
+        value_name = "HOST",
+        env = "GRAPHTAPE_CALLBACK_ALLOW",
+        value_delimiter = ','
+    )]
+    pub callback_allow: Vec<String>,
+
     /// Seconds the bot has to answer a notification completely.
     #[arg(long, env = "GRAPHTAPE_BOT_TIMEOUT", default_value_t = 15.0)]
     pub bot_timeout: f64,

@@ -29,6 +29,8 @@ pub mod inspect;
 pub mod jsonscan;
 pub mod logging;
 pub mod private_file;
+#[cfg(test)]
+mod proptest_support;
 pub mod proxy;
 pub mod recording;
 pub mod redact;

@@ -16,7 +16,7 @@ use crate::clock::{format_unix_micros, SessionClock};
 use crate::config::{parse_size, seconds, ServerLimits, Upstream};
 use crate::proxy::api::ApiProxy;
 use crate::proxy::callback::CallbackProxy;
-use crate::proxy::{CallbackRoutes, Forwarder, Relay};
+use crate::proxy::{CallbackGuard, CallbackRoutes, Forwarder, Relay};
 use crate::redact::Redactor;
 use crate::server::{bind, listen_url, runtime, serve_with, Drain, StopSignals};
 use crate::store::{self, Access, Recorder};
@@ -118,11 +118,22 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
     } else {
         Redactor::new(&key)
     };
-    let routes = Arc::new(CallbackRoutes::new(
-        &key,
-        plan.public_url.as_ref().map(|u| u.to_string()).as_deref(),
-        store::load_routes(&conn)?,
-    ));
+    let guard = CallbackGuard {
+        listeners: [Some(api_addr), callback.as_ref().map(|(_, addr)| *addr)]
+            .into_iter()
+            .flatten()
+            .collect(),
+        public: plan.public_url.as_ref().map(CallbackGuard::host_port),
+        allow: args.callback_allow.clone(),
+    };
+    let routes = Arc::new(
+        CallbackRoutes::new(
+            &key,
+            plan.public_url.as_ref().map(|u| u.to_string()).as_deref(),
+            store::load_routes(&conn)?,
+        )
+        .with_guard(guard),
+    );
     let clock = Arc::new(SessionClock::start());
     let name = match args.session.clone() {
         Some(name) => name,
@@ -139,6 +150,7 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         "callback_tls": callback.is_some() && server_tls.is_some(),
         "public_url": plan.public_url.as_ref().map(|u| u.to_string()),
         "bot_url": plan.bot.as_ref().map(|u| u.to_string()),
+        "callback_allow": args.callback_allow,
         "bot_timeout_s": args.bot_timeout,
         "max_body": plan.max_body,
         "on_store_error": format!("{:?}", args.on_store_error).to_lowercase(),

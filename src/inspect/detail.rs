@@ -79,7 +79,10 @@ fn body(out: &mut Vec<String>, what: &str, headers: &Headers, stored: &StoredBod
         out.push(format!("{what}: empty"));
         return;
     }
-    let decoded = content_encoding::decode(headers, &stored.bytes);
+    let decoded = content_encoding::decode(
+        crate::exchange::header(headers, "content-encoding"),
+        &stored.bytes,
+    );
     let mut notes = vec![format!("{} bytes", stored.len)];
     if stored.truncated {
         notes.push(format!(
@@ -154,7 +157,10 @@ fn hex_dump(out: &mut Vec<String>, bytes: &[u8]) {
 fn forwarded_change(out: &mut Vec<String>, ex: &Exchange<StoredBody>, forwarded: &StoredBody) {
     let headers = &ex.request.headers;
     let before = json(&ex.request.content());
-    let after = json(&content_encoding::content(headers, &forwarded.bytes));
+    let after = json(&content_encoding::content(
+        crate::exchange::header(headers, "content-encoding"),
+        &forwarded.bytes,
+    ));
     match (before, after) {
         (Some(before), Some(after)) => {
             let mut changes = Vec::new();
@@ -288,7 +294,10 @@ fn decode_slot(parent: &mut Value, key: &str, headers: &Headers, stored: &Stored
     if slot.contains_key("json") {
         return;
     }
-    let decoded = content_encoding::decode(headers, &stored.bytes);
+    let decoded = content_encoding::decode(
+        crate::exchange::header(headers, "content-encoding"),
+        &stored.bytes,
+    );
     let Some(value) = json(decoded.as_deref().unwrap_or(&stored.bytes)) else {
         return;
     };

@@ -16,3 +16,5 @@ pub use export::{event as event_doc, export_session, to_document};
 pub use format::{Recording, FORMAT};
 pub use import::{parse_recording, read_recording, store_recording, ImportError, Loaded};
 pub use pretty::to_pretty;
+#[cfg(test)]
+pub(crate) use validate::origin_form;

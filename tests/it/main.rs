@@ -1,10 +1,12 @@
 //! Integration tests: graphtape as a real process between real HTTP peers on loopback.
 
 mod bot;
+mod callback_safety;
 mod callbacks;
 mod fixtures;
 mod flows;
 mod graph_sim;
+mod gzip_bot;
 mod hostile;
 mod limits;
 mod newcomer;
