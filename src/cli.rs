@@ -201,13 +201,17 @@ pub struct ReplayArgs {
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// The first session (e.g. the recording).
+    /// The first session (e.g. the recording): a session in --db, or a recording file.
     pub a: String,
-    /// The second session (e.g. its replay).
+    /// The second session (e.g. its replay): a session in --db, or a recording file.
     pub b: String,
     /// Unchanged events shown around each difference.
     #[arg(long, default_value_t = 2)]
     pub context: usize,
+    /// The comparison as one JSON document on standard output (every line, with its
+    /// op: same, only_a, only_b).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

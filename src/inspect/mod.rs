@@ -8,12 +8,14 @@
 //!   answered too late, duplicates, slow or failed acks), one table of rules.
 //! - [`detail`]: one exchange in full (headers, decoded bodies, the forwarded change,
 //!   timings, notifications), as text lines or as its recording-format JSON.
+//! - [`diff`]: two stored sessions aligned event by event (LCS over summaries).
 //! - [`har`]: the session as HAR 1.2, for browser dev tools and HTTP viewers.
 //!
 //! Input is always a session's exchanges in sequence order, as the store loads them;
 //! nothing here reads the database, prints, or panics on odd recordings.
 
 pub mod detail;
+pub mod diff;
 pub mod har;
 pub mod rules;
 pub mod timeline;

@@ -3,7 +3,6 @@
 //! bot behaved differently.
 
 pub mod auth;
-pub mod diff;
 pub mod engine;
 pub mod matcher;
 pub mod plan;
