@@ -103,6 +103,10 @@ pub struct CheckArgs {
     /// policy-based recording bots).
     #[arg(long, env = "GRAPHTAPE_ANSWER_LIMIT", default_value_t = 15.0)]
     pub answer_limit: f64,
+    /// Also write the findings as JUnit XML to this file: a testsuite for the session,
+    /// a testcase per call, a failure per finding at or above --fail-on.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 /// `check --help` ends with the rule table, the very lines `check --rules` prints.
@@ -148,9 +152,15 @@ pub struct ReplayArgs {
     #[arg(long = "call", value_name = "ID")]
     pub calls: Vec<String>,
 
-    /// Write the verdict as JSON to this file.
+    /// Write the verdict as JSON to this file; `-` writes it to standard output (and
+    /// everything else graphtape prints to standard error).
     #[arg(long)]
     pub report: Option<PathBuf>,
+
+    /// Write the verdict as JUnit XML to this file: a testsuite for the replay, a
+    /// testcase per call, a failure per divergence.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 
     /// Seconds to wait for a request the recording says comes next (a notification's
     /// cause, a held response, the bot's last requests).

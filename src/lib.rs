@@ -9,6 +9,7 @@
 //! - [`redact`], [`graph`]: pure logic: what is secret, and Graph's ids and shapes.
 //! - [`store`]: SQLite: schema, the writer thread, queries.
 //! - [`codec`], [`recording`]: the `graphtape/1` recording file format.
+//! - [`junit`]: JUnit XML for CI (`replay --junit`, `check --junit`).
 //! - [`commands`]: one module per subcommand.
 
 pub mod cli;
@@ -21,6 +22,7 @@ pub mod exchange;
 pub mod graph;
 pub mod inspect;
 pub mod jsonscan;
+pub mod junit;
 pub mod logging;
 pub mod private_file;
 pub mod proxy;

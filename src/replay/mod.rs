@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod engine;
+pub mod junit;
 pub mod matcher;
 pub mod plan;
 pub mod report;

@@ -2,6 +2,7 @@
 
 mod bot;
 mod callbacks;
+mod explain;
 mod flows;
 mod graph_sim;
 mod record;
