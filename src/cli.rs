@@ -70,7 +70,8 @@ pub struct ShowArgs {
     #[arg(long)]
     pub since: Option<u64>,
     /// Print these exchanges in full (headers, decoded bodies, timings,
-    /// notifications): a sequence number or a range A..B; repeatable.
+    /// notifications): a sequence number or a range A..B; repeatable. With --call,
+    /// only those about the call.
     #[arg(long = "seq", value_name = "N|A..B", conflicts_with = "since")]
     pub seqs: Vec<String>,
     /// One JSON object per event, for scripts (with --seq: the event as the recording

@@ -92,6 +92,25 @@ fn show_seq_prints_exchanges_in_full() {
     assert_eq!(events[0]["response"]["body"]["json"]["status"], "running");
     assert_eq!(events[1]["direction"], "callback");
 
+    // With --call: only the chosen exchanges about that call.
+    let (_, all, _) = text(&graphtape(&[
+        "show",
+        &recording("invite-from-incoming-call"),
+        "--seq",
+        "1..20",
+    ]));
+    let (_, one, _) = text(&graphtape(&[
+        "show",
+        &recording("invite-from-incoming-call"),
+        "--seq",
+        "1..20",
+        "--call",
+        INCOMING,
+    ]));
+    let count = |t: &str| t.lines().filter(|l| l.starts_with("seq ")).count();
+    assert!(count(&one) > 0 && count(&one) < count(&all), "{one}");
+    assert!(!one.contains("/participants/invite HTTP/1.1"), "{one}");
+
     // A seq the session does not have.
     let (code, _, err) = text(&graphtape(&[
         "show",
@@ -330,6 +349,19 @@ fn check_junit_is_valid_junit_that_ci_tools_read() {
         .as_str()
         .unwrap()
         .starts_with("error state-regression seq 2,3: call 90ed37dc"));
+
+    // The answer limit is validated like any number of seconds.
+    let (code, _, err) = text(&graphtape(&[
+        "check",
+        &recording("racy-invite"),
+        "--answer-limit",
+        "0",
+    ]));
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("--answer-limit 0: give a number of seconds above 0"),
+        "{err}"
+    );
 
     let html = junit2html(&file);
     assert!(html.contains("check racy-invite"), "{html}");
