@@ -22,6 +22,10 @@ pub struct Cli {
     )]
     pub db: PathBuf,
 
+    /// Whether --db (or GRAPHTAPE_DB) was given, rather than the default taken.
+    #[arg(skip)]
+    pub db_given: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -32,7 +36,7 @@ pub enum Command {
     Record(Box<RecordArgs>),
     /// List the sessions in the database.
     Sessions(SessionsArgs),
-    /// Write a session as a recording file (graphtape/1 JSON).
+    /// Write a session as a recording file (graphtape/1 JSON), whole or cut to some calls.
     Export(ExportArgs),
     /// Load a recording file into the database as a new session.
     Import(ImportArgs),
@@ -48,6 +52,25 @@ pub enum Command {
     /// Ordering anomalies per call; exit 1 if any at or above --fail-on.
     #[command(after_help = check_help())]
     Check(CheckArgs),
+    /// A local, read-only web inspector over the database: sessions, timelines that
+    /// follow a recording live, exchanges, findings, divergences, diffs.
+    Ui(UiArgs),
+    /// Delete old sessions: by age (--older-than 7d) or all but the newest (--keep-last N).
+    Prune(PruneArgs),
+    /// Give the space of deleted sessions back to the file system.
+    Vacuum,
+    /// Record a scripted incoming call between a stand-in Graph and a stand-in bot on
+    /// 127.0.0.1 (no real bot or Graph needed), then show and check it.
+    Demo,
+}
+
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// Where the inspector listens. Deliberately no environment variable: an address
+    /// other than loopback must be given here, and draws a warning (recordings can
+    /// contain personal data).
+    #[arg(long, default_value = "127.0.0.1:4040")]
+    pub listen: SocketAddr,
 }
 
 #[derive(Debug, Args)]
@@ -212,9 +235,9 @@ pub struct ReplayArgs {
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// The first session (e.g. the recording): a session in --db, or a recording file.
+    /// The first session (e.g. the recording), in --db or a recording file.
     pub a: String,
-    /// The second session (e.g. its replay): a session in --db, or a recording file.
+    /// The second session (e.g. its replay), in --db or a recording file.
     pub b: String,
     /// Unchanged events shown around each difference.
     #[arg(long, default_value_t = 2)]
@@ -295,6 +318,10 @@ pub struct RecordArgs {
     /// Serve the API listener over TLS too, with the same certificate.
     #[arg(long, env = "GRAPHTAPE_API_TLS")]
     pub api_tls: bool,
+
+    /// Also serve the read-only web inspector (`graphtape ui`) at this address.
+    #[arg(long, env = "GRAPHTAPE_UI", value_name = "ADDR")]
+    pub ui: Option<SocketAddr>,
 }
 
 /// Where a listener's TLS certificate comes from; none of them means plain HTTP.
@@ -319,20 +346,69 @@ pub struct SessionsArgs {
     /// One JSON object per session instead of a table.
     #[arg(long)]
     pub json: bool,
+
+    #[command(subcommand)]
+    pub action: Option<SessionsAction>,
+}
+
+/// What `sessions` can do besides listing.
+#[derive(Debug, Subcommand)]
+pub enum SessionsAction {
+    /// Delete sessions with their exchanges (all named, or none if one is unknown or
+    /// being recorded).
+    Delete(SessionsDeleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SessionsDeleteArgs {
+    /// The sessions to delete.
+    #[arg(required = true, value_name = "NAME")]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("rule").required(true).args(["older_than", "keep_last"])))]
+pub struct PruneArgs {
+    /// Delete sessions that started longer ago than this (e.g. 7d, 12h, 30m, 2w).
+    #[arg(long, value_name = "AGE")]
+    pub older_than: Option<String>,
+
+    /// Delete all but the N most recently started sessions.
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<usize>,
+
+    /// List what would be deleted; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The session to export.
+    /// A session in --db, or a recording file.
     pub session: String,
 
     /// Output file (default: standard output).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
 
-    /// graphtape (the lossless recording format) or har (HAR 1.2, for dev tools).
+    /// graphtape (the lossless recording format), har (HAR 1.2, for dev tools), html
+    /// (the timeline as one self-contained page) or mermaid (a sequence diagram).
     #[arg(long, value_enum, default_value = "graphtape")]
     pub format: ExportFormat,
+
+    /// Cut a fixture: keep only this call's events (any id spelling); repeatable. With
+    /// --format mermaid: draw only this call.
+    #[arg(long = "call", value_name = "ID")]
+    pub calls: Vec<String>,
+
+    /// Cut a fixture: keep only the events with these sequence numbers (inclusive;
+    /// `A..`, `..B` and `N` too).
+    #[arg(long, value_name = "A..B", value_parser = parse_seq_range)]
+    pub seq: Option<crate::recording::SeqRange>,
+}
+
+fn parse_seq_range(value: &str) -> Result<crate::recording::SeqRange, String> {
+    crate::recording::SeqRange::parse(value)
 }
 
 /// What `export` writes.
@@ -340,6 +416,8 @@ pub struct ExportArgs {
 pub enum ExportFormat {
     Graphtape,
     Har,
+    Html,
+    Mermaid,
 }
 
 #[derive(Debug, Args)]

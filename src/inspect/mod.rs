@@ -9,6 +9,9 @@
 //! - [`detail`]: one exchange in full (headers, decoded bodies, the forwarded change,
 //!   timings, notifications), as text lines or as its recording-format JSON.
 //! - [`diff`]: two stored sessions aligned event by event (LCS over summaries).
+//! - [`model`]: the view model the HTML timeline, Mermaid and `ui` draw from.
+//! - [`html`]: the timeline page (the exported file and the `ui`'s page).
+//! - [`mermaid`]: the timeline as a Mermaid sequence diagram.
 //! - [`har`]: the session as HAR 1.2, for browser dev tools and HTTP viewers.
 //!
 //! Input is always a session's exchanges in sequence order, as the store loads them;
@@ -17,6 +20,9 @@
 pub mod detail;
 pub mod diff;
 pub mod har;
+pub mod html;
+pub mod mermaid;
+pub mod model;
 pub mod rules;
 pub mod timeline;
 mod view;

@@ -1,5 +1,6 @@
 //! A replay's verdict as a JUnit testsuite: one testcase per call, each divergence a
-//! failure (its kind as `type`, its seqs and message), order deviations one more.
+//! failure (its kind as `type`, its seqs and message), order deviations one more
+//! (replay counts request order within a call).
 
 use super::report::{Divergence, Report};
 use crate::junit::{Case, Failure, Suite};
@@ -118,7 +119,7 @@ mod tests {
             replay_seq: None,
             message: "the replay was interrupted before the end".into(),
         });
-        let report = b.finish("incoming", "incoming-replay-1", 3, 2);
+        let report = b.finish("incoming", "incoming-replay-1", 3, 2, true);
         let s = suite(&report, Some(2.0));
         assert_eq!(s.name, "replay incoming");
         let names: Vec<&str> = s.cases.iter().map(|c| c.name.as_str()).collect();
@@ -146,7 +147,7 @@ mod tests {
         for ordinal in [1, 0] {
             b.matched(&call, ordinal);
         }
-        let s = suite(&b.finish("s", "r", 2, 0), None);
+        let s = suite(&b.finish("s", "r", 2, 0, true), None);
         assert_eq!(s.cases[0].failures.len(), 1);
         assert_eq!(s.cases[0].failures[0].kind, "order-deviation");
         assert_eq!(

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod engine;
+pub mod ids;
 pub mod junit;
 pub mod matcher;
 pub mod plan;

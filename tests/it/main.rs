@@ -3,11 +3,15 @@
 mod bot;
 mod callbacks;
 mod explain;
+mod fixtures;
 mod flows;
 mod graph_sim;
+mod hostile;
+mod newcomer;
 mod record;
 mod recordings;
 mod replay;
 mod replayer;
 mod store_files;
+mod tidy;
 mod util;
