@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 
 use super::output::{color, emit};
 use super::source::{check_call, load};
@@ -18,6 +18,9 @@ pub fn run(db: &Path, args: &CheckArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     let answer_limit = seconds("--answer-limit", args.answer_limit, true)?;
+    if args.junit.as_deref() == Some(Path::new("-")) {
+        bail!("--junit -: give a file name (standard output carries the findings)");
+    }
     let options = CheckOptions {
         answer_limit_us: i64::try_from(answer_limit.as_micros()).unwrap_or(i64::MAX),
     };

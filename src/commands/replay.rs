@@ -44,6 +44,9 @@ fn signing_key_path(db: &Path, given: Option<&PathBuf>) -> PathBuf {
 
 pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let bot = Upstream::parse_flag("--bot-url", &args.bot_url)?;
+    if args.junit.as_deref() == Some(Path::new("-")) {
+        bail!("--junit -: give a file name (standard output is for --report -)");
+    }
     if !(args.speed.is_finite() && args.speed > 0.0) {
         bail!(
             "--speed {}: give a positive factor (1 = recorded timing)",

@@ -62,10 +62,18 @@ fn show_in_full(source: &Source, args: &ShowArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|e| e.seq)
         .collect();
-    let chosen = source
+    let chosen: Vec<_> = source
         .exchanges
         .iter()
-        .filter(|ex| ranges.iter().any(|r| r.contains(&ex.seq)) && about.contains(&ex.seq));
+        .filter(|ex| ranges.iter().any(|r| r.contains(&ex.seq)) && about.contains(&ex.seq))
+        .collect();
+    if let (true, Some(call)) = (chosen.is_empty(), &args.call) {
+        bail!(
+            "--seq {}: none of these events is about call {call}",
+            args.seqs.join(" --seq ")
+        );
+    }
+    let chosen = chosen.into_iter();
     if args.json {
         emit(chosen.map(|ex| detail_json(ex).to_string()), false)?;
     } else {

@@ -110,6 +110,28 @@ fn show_seq_prints_exchanges_in_full() {
     let count = |t: &str| t.lines().filter(|l| l.starts_with("seq ")).count();
     assert!(count(&one) > 0 && count(&one) < count(&all), "{one}");
     assert!(!one.contains("/participants/invite HTTP/1.1"), "{one}");
+    let (code, _, err) = text(&graphtape(&[
+        "show",
+        &recording("racy-invite"),
+        "--seq",
+        "1",
+        "--call",
+        "90ed37dc-d8e3-4e11-9de3-30a955dda06f",
+    ]));
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = text(&graphtape(&[
+        "show",
+        &recording("invite-from-incoming-call"),
+        "--seq",
+        "1",
+        "--call",
+        "90ED37DCD8E34E119DE330A955DDA06F",
+    ]));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--seq 1: none of these events is about call"),
+        "{err}"
+    );
 
     // A seq the session does not have.
     let (code, _, err) = text(&graphtape(&[
