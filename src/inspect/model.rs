@@ -407,7 +407,7 @@ fn divergences(lines: &[DiffLine], replay: &[Exchange<StoredBody>]) -> Vec<Diver
         .collect()
 }
 
-fn exchange_view(ex: &Exchange<StoredBody>) -> ExchangeView {
+pub(crate) fn exchange_view(ex: &Exchange<StoredBody>) -> ExchangeView {
     let ids = view::api_ids(ex);
     let notes = view::notes(ex);
     let (call, operation) = match ex.direction {

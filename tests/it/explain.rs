@@ -171,11 +171,7 @@ fn show_seq_decodes_gzip_bodies() {
 
     let (code, out, err) = text(&graphtape(&["show", file, "--seq", "4"]));
     assert_eq!(code, Some(0), "{err}");
-    let heading = format!(
-        "response body ({} bytes, gzip decoded to {} bytes):",
-        packed.len(),
-        plain.len()
-    );
+    let heading = format!("response body ({} bytes, gzip decoded):", packed.len());
     assert!(
         out.contains(&format!("{heading}\n  {{\n    \"id\": \"0fe0623f-d628-42ed-b4bd-8ac290072cc5\",\n    \"status\": \"running\"\n  }}")),
         "{out}"
