@@ -1,7 +1,8 @@
 //! graphtape records, replays and explains the traffic of Microsoft Graph calling bots.
 //!
 //! Map of the crate, in the order data flows when recording:
-//! - [`cli`], [`config`]: arguments, then validated settings.
+//! - [`cli`], [`config`]: arguments, then validated settings; [`help`]: each
+//!   subcommand's exit codes and example.
 //! - [`server`]: the accept loop (TCP or TLS, HTTP/1.1 and HTTP/2, graceful stop).
 //! - [`proxy`]: the request phases: capture, refuse, forward, record, reply.
 //! - [`clock`]: one sequence counter and one monotonic clock per session.
@@ -26,6 +27,7 @@ pub mod demo;
 pub mod exchange;
 pub mod explore;
 pub mod graph;
+pub mod help;
 pub mod inspect;
 pub mod jsonscan;
 pub mod junit;

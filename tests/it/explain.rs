@@ -498,3 +498,23 @@ async fn replay_reports_junit_and_json_on_stdout() {
     )
     .unwrap();
 }
+
+#[test]
+fn verdict_commands_help_states_exit_codes_and_ends_with_an_example() {
+    for command in ["replay", "diff", "check"] {
+        let (code, out, err) = text(&graphtape(&[command, "--help"]));
+        assert_eq!(code, Some(0), "{err}");
+        let codes = out.find("Exit codes:\n  0  ").expect("exit codes");
+        assert!(
+            out[codes..].contains("\n  1  ")
+                && out[codes..].contains("\n  2  usage or input error"),
+            "{out}"
+        );
+        let example = out.rfind("Example:\n  graphtape ").expect("an example");
+        assert!(example > codes, "{out}");
+        // The example is the last thing: one command (continued with `\`), then nothing.
+        let tail = &out[example..];
+        assert!(tail.lines().skip(1).all(|l| l.starts_with("  ")), "{out}");
+        assert!(tail.contains(&format!("graphtape {command} ")), "{out}");
+    }
+}
