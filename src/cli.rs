@@ -93,7 +93,8 @@ pub struct ShowArgs {
     #[arg(long)]
     pub since: Option<u64>,
     /// Print these exchanges in full (headers, decoded bodies, timings,
-    /// notifications): a sequence number or a range A..B; repeatable.
+    /// notifications): a sequence number or a range A..B; repeatable. With --call,
+    /// only those about the call.
     #[arg(long = "seq", value_name = "N|A..B", conflicts_with = "since")]
     pub seqs: Vec<String>,
     /// One JSON object per event, for scripts (with --seq: the event as the recording
@@ -126,6 +127,10 @@ pub struct CheckArgs {
     /// policy-based recording bots).
     #[arg(long, env = "GRAPHTAPE_ANSWER_LIMIT", default_value_t = 15.0)]
     pub answer_limit: f64,
+    /// Also write the findings as JUnit XML to this file: a testsuite for the session,
+    /// a testcase per call, a failure per finding at or above --fail-on.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 /// `check --help` ends with the rule table, the very lines `check --rules` prints.
@@ -171,9 +176,15 @@ pub struct ReplayArgs {
     #[arg(long = "call", value_name = "ID")]
     pub calls: Vec<String>,
 
-    /// Write the verdict as JSON to this file.
+    /// Write the verdict as JSON to this file; `-` writes it to standard output (and
+    /// everything else graphtape prints to standard error).
     #[arg(long)]
     pub report: Option<PathBuf>,
+
+    /// Write the verdict as JUnit XML to this file: a testsuite for the replay, a
+    /// testcase per call, a failure per divergence.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 
     /// Seconds to wait for a request the recording says comes next (a notification's
     /// cause, a held response, the bot's last requests).
@@ -234,6 +245,10 @@ pub struct DiffArgs {
     /// Unchanged events shown around each difference.
     #[arg(long, default_value_t = 2)]
     pub context: usize,
+    /// The comparison as one JSON document on standard output (every line, with its
+    /// op: same, only_a, only_b).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 mod bot;
 mod callback_safety;
 mod callbacks;
+mod explain;
 mod fixtures;
 mod flows;
 mod graph_sim;
