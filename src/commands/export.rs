@@ -7,10 +7,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+use super::sanitizers;
 use super::source::{check_call, load, Source};
 use crate::cli::{ExportArgs, ExportFormat};
 use crate::inspect::har;
-use crate::recording::{cut, to_document, to_pretty, CutSpec};
+use crate::recording::{cut, note_sanitized, to_document, to_pretty, CutSpec};
+use crate::sanitize::Sanitizer;
 
 pub fn run(db: &Path, args: &ExportArgs) -> anyhow::Result<ExitCode> {
     let mut source = load(db, &args.session)?;
@@ -26,6 +28,21 @@ pub fn run(db: &Path, args: &ExportArgs) -> anyhow::Result<ExitCode> {
         };
         let (info, exchanges) = cut(&source.info, &source.exchanges, &spec)?;
         source = Source { info, exchanges };
+    }
+    if args.sanitize || sanitizers::any(&args.sanitizers) {
+        let rules = sanitizers::rules_or_pii(&args.sanitizers)?;
+        let mut sanitizer = Sanitizer::new(rules, &sanitizers::key(db)?);
+        // The whole session first, so an id is replaced even where it appears before
+        // the exchange that says whose it is.
+        for ex in &source.exchanges {
+            sanitizer.learn(ex);
+        }
+        let exchanges = std::mem::take(&mut source.exchanges);
+        source.exchanges = exchanges
+            .into_iter()
+            .map(|ex| sanitizer.apply(ex))
+            .collect();
+        note_sanitized(&mut source.info.config, sanitizer.summary());
     }
     let text = match args.format {
         ExportFormat::Graphtape => to_pretty(&serde_json::to_value(to_document(

@@ -9,6 +9,7 @@ mod import;
 mod output;
 mod record;
 mod replay;
+mod sanitizers;
 mod sessions;
 mod show;
 mod source;

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::certs::cert_source;
+use super::sanitizers;
 use crate::cli::RecordArgs;
 use crate::clock::{format_unix_micros, SessionClock};
 use crate::config::{parse_size, seconds, Upstream};
@@ -123,7 +124,7 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         Some(name) => name,
         None => default_name(&conn, clock.wall_start_us()),
     };
-    let config = serde_json::json!({
+    let mut config = serde_json::json!({
         "graphtape": env!("CARGO_PKG_VERSION"),
         "upstream": plan.upstream.to_string(),
         "upstream_ca": args.upstream_ca.as_ref().map(|p| p.display().to_string()),
@@ -139,8 +140,10 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         "on_store_error": format!("{:?}", args.on_store_error).to_lowercase(),
         "keep_secrets": args.keep_secrets,
     });
+    let sanitizer = sanitizers::for_record(&args.sanitizers, &key, &mut config)?;
     let session_id = store::create_session(&conn, &name, clock.wall_start_us(), &config)?;
-    let (recorder, writer) = store::spawn_writer(conn, session_id, redactor, plan.max_body);
+    let (recorder, writer) =
+        store::spawn_writer_sanitized(conn, session_id, redactor, plan.max_body, sanitizer);
 
     let relay = |recorder: Recorder, timeout| Relay {
         forwarder: Forwarder::new(client_tls.clone(), timeout),

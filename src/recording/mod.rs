@@ -9,9 +9,11 @@ mod export;
 mod format;
 mod import;
 mod pretty;
+mod provenance;
 
-pub use cut::{cut, CutError, CutSpec, SeqRange, PROVENANCE_KEY};
+pub use cut::{cut, CutError, CutSpec, SeqRange};
 pub use export::{export_session, to_document};
 pub use format::{Recording, FORMAT};
 pub use import::{parse_recording, read_recording, store_recording, ImportError, Loaded};
 pub use pretty::to_pretty;
+pub use provenance::{match_ignores, note_sanitized, PROVENANCE_KEY};
