@@ -189,7 +189,11 @@ impl Sanitizer {
         headers
             .into_iter()
             .map(|(name, value)| {
-                let named = self.rules.headers.iter().any(|h| h.eq_ignore_ascii_case(&name));
+                let named = self
+                    .rules
+                    .headers
+                    .iter()
+                    .any(|h| h.eq_ignore_ascii_case(&name));
                 let value = if named
                     && !value.is_empty()
                     && !value.starts_with(PLACEHOLDER_PREFIX.as_bytes())

@@ -9,5 +9,6 @@ mod record;
 mod recordings;
 mod replay;
 mod replayer;
+mod sanitize;
 mod store_files;
 mod util;
