@@ -314,6 +314,11 @@ pub struct ExportArgs {
     #[arg(long, value_name = "A..B", value_parser = parse_seq_range)]
     pub seq: Option<crate::recording::SeqRange>,
 
+    /// The session name written into the file (default: the source's; a cut's is
+    /// <session>-cut).
+    #[arg(long = "as", value_name = "NAME")]
+    pub rename: Option<String>,
+
     /// Sanitise personal and tenant data with the rules given (--redact-pii when none
     /// is); any rule flag implies it.
     #[arg(long)]

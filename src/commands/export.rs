@@ -44,6 +44,12 @@ pub fn run(db: &Path, args: &ExportArgs) -> anyhow::Result<ExitCode> {
             .collect();
         note_sanitized(&mut source.info.config, sanitizer.summary());
     }
+    if let Some(name) = &args.rename {
+        if name.trim().is_empty() {
+            anyhow::bail!("--as: give a session name");
+        }
+        source.info.name = name.clone();
+    }
     let text = match args.format {
         ExportFormat::Graphtape => to_pretty(&serde_json::to_value(to_document(
             &source.info,
