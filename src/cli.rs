@@ -33,7 +33,7 @@ pub enum Command {
     /// List the sessions in the database.
     Sessions(SessionsArgs),
     /// Write a session as a recording file (graphtape/1 JSON), whole or cut to some calls.
-    Export(ExportArgs),
+    Export(Box<ExportArgs>),
     /// Load a recording file into the database as a new session.
     Import(ImportArgs),
     /// Play Graph to a bot from a recording and re-deliver its notifications; exit 0 if
