@@ -22,6 +22,10 @@ pub struct Cli {
     )]
     pub db: PathBuf,
 
+    /// Whether --db (or GRAPHTAPE_DB) was given, rather than the default taken.
+    #[arg(skip)]
+    pub db_given: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -46,7 +50,27 @@ pub enum Command {
     /// The session's events in global order, both directions.
     Show(ShowArgs),
     /// Ordering anomalies per call; exit 1 if any at or above --fail-on.
+    #[command(after_help = check_help())]
     Check(CheckArgs),
+    /// A local, read-only web inspector over the database: sessions, timelines that
+    /// follow a recording live, exchanges, findings, divergences, diffs.
+    Ui(UiArgs),
+    /// Delete old sessions: by age (--older-than 7d) or all but the newest (--keep-last N).
+    Prune(PruneArgs),
+    /// Give the space of deleted sessions back to the file system.
+    Vacuum,
+    /// Record a scripted incoming call between a stand-in Graph and a stand-in bot on
+    /// 127.0.0.1 (no real bot or Graph needed), then show and check it.
+    Demo,
+}
+
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// Where the inspector listens. Deliberately no environment variable: an address
+    /// other than loopback must be given here, and draws a warning (recordings can
+    /// contain personal data).
+    #[arg(long, default_value = "127.0.0.1:4040")]
+    pub listen: SocketAddr,
 }
 
 #[derive(Debug, Args)]
@@ -68,7 +92,12 @@ pub struct ShowArgs {
     /// Only events from this sequence number on.
     #[arg(long)]
     pub since: Option<u64>,
-    /// One JSON object per event, for scripts.
+    /// Print these exchanges in full (headers, decoded bodies, timings,
+    /// notifications): a sequence number or a range A..B; repeatable.
+    #[arg(long = "seq", value_name = "N|A..B", conflicts_with = "since")]
+    pub seqs: Vec<String>,
+    /// One JSON object per event, for scripts (with --seq: the event as the recording
+    /// format has it, bodies decoded to JSON where they are JSON).
     #[arg(long)]
     pub json: bool,
     /// Never page, even on a terminal.
@@ -93,6 +122,18 @@ pub struct CheckArgs {
     /// The least severity that makes the exit code 1: info, warning or error.
     #[arg(long, default_value = "warning", value_parser = parse_severity)]
     pub fail_on: crate::inspect::Severity,
+    /// answer-too-late: seconds a bot has to answer an incoming call (15; 5 for
+    /// policy-based recording bots).
+    #[arg(long, env = "GRAPHTAPE_ANSWER_LIMIT", default_value_t = 15.0)]
+    pub answer_limit: f64,
+}
+
+/// `check --help` ends with the rule table, the very lines `check --rules` prints.
+fn check_help() -> String {
+    format!(
+        "Rules (as `check --rules` prints them):\n{}",
+        crate::inspect::rules_table().join("\n")
+    )
 }
 
 fn parse_severity(value: &str) -> Result<crate::inspect::Severity, String> {
@@ -263,6 +304,10 @@ pub struct RecordArgs {
     #[arg(long, env = "GRAPHTAPE_API_TLS")]
     pub api_tls: bool,
 
+    /// Also serve the read-only web inspector (`graphtape ui`) at this address.
+    #[arg(long, env = "GRAPHTAPE_UI", value_name = "ADDR")]
+    pub ui: Option<SocketAddr>,
+
     /// Personal and tenant data rules, applied before anything is stored.
     #[command(flatten)]
     pub sanitizers: SanitizeArgs,
@@ -290,6 +335,40 @@ pub struct SessionsArgs {
     /// One JSON object per session instead of a table.
     #[arg(long)]
     pub json: bool,
+
+    #[command(subcommand)]
+    pub action: Option<SessionsAction>,
+}
+
+/// What `sessions` can do besides listing.
+#[derive(Debug, Subcommand)]
+pub enum SessionsAction {
+    /// Delete sessions with their exchanges (all named, or none if one is unknown or
+    /// being recorded).
+    Delete(SessionsDeleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SessionsDeleteArgs {
+    /// The sessions to delete.
+    #[arg(required = true, value_name = "NAME")]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("rule").required(true).args(["older_than", "keep_last"])))]
+pub struct PruneArgs {
+    /// Delete sessions that started longer ago than this (e.g. 7d, 12h, 30m, 2w).
+    #[arg(long, value_name = "AGE")]
+    pub older_than: Option<String>,
+
+    /// Delete all but the N most recently started sessions.
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<usize>,
+
+    /// List what would be deleted; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -301,11 +380,13 @@ pub struct ExportArgs {
     #[arg(short, long)]
     pub output: Option<PathBuf>,
 
-    /// graphtape (the lossless recording format) or har (HAR 1.2, for dev tools).
+    /// graphtape (the lossless recording format), har (HAR 1.2, for dev tools), html
+    /// (the timeline as one self-contained page) or mermaid (a sequence diagram).
     #[arg(long, value_enum, default_value = "graphtape")]
     pub format: ExportFormat,
 
-    /// Cut a fixture: keep only this call's events (any id spelling); repeatable.
+    /// Cut a fixture: keep only this call's events (any id spelling); repeatable. With
+    /// --format mermaid: draw only this call.
     #[arg(long = "call", value_name = "ID")]
     pub calls: Vec<String>,
 
@@ -375,6 +456,8 @@ fn parse_seq_range(value: &str) -> Result<crate::recording::SeqRange, String> {
 pub enum ExportFormat {
     Graphtape,
     Har,
+    Html,
+    Mermaid,
 }
 
 #[derive(Debug, Args)]

@@ -22,6 +22,41 @@ pub enum ConfigError {
         value: f64,
         positive: bool,
     },
+    #[error("{flag} {value:?}: {reason}")]
+    Age {
+        flag: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+}
+
+/// An age or period: a number and a unit, `s`, `m`, `h`, `d` or `w` (`7d`, `12h`).
+pub fn parse_age(flag: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    let err = |reason| ConfigError::Age {
+        flag,
+        value: value.to_string(),
+        reason,
+    };
+    let trimmed = value.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (digits, unit) = trimmed.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| err("expected a number and a unit, e.g. 7d"))?;
+    let scale: u64 = match unit.trim() {
+        "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        "" => return Err(err("give a unit: s, m, h, d or w (e.g. 7d)")),
+        _ => return Err(err("unknown unit; use s, m, h, d or w")),
+    };
+    n.checked_mul(scale)
+        .map(Duration::from_secs)
+        .ok_or_else(|| err("too large"))
 }
 
 /// Seconds from a flag as a duration; `positive` refuses 0 (timeouts).
@@ -188,6 +223,28 @@ mod tests {
             seconds("--x", 1.5, true).unwrap(),
             Duration::from_millis(1500)
         );
+    }
+
+    #[test]
+    fn ages() {
+        assert_eq!(
+            parse_age("--older-than", "7d").unwrap(),
+            Duration::from_secs(604_800)
+        );
+        assert_eq!(
+            parse_age("--older-than", "90m").unwrap(),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            parse_age("--older-than", "2w").unwrap(),
+            Duration::from_secs(1_209_600)
+        );
+        assert_eq!(
+            parse_age("--older-than", "7").unwrap_err().to_string(),
+            "--older-than \"7\": give a unit: s, m, h, d or w (e.g. 7d)"
+        );
+        assert!(parse_age("--older-than", "d").is_err());
+        assert!(parse_age("--older-than", "3y").is_err());
     }
 
     #[test]

@@ -10,7 +10,11 @@
 //! - [`sanitize`]: pure: personal and tenant data rules, consistent id replacement.
 //! - [`store`]: SQLite: schema, the writer thread, queries.
 //! - [`codec`], [`recording`]: the `graphtape/1` recording file format.
+//! - [`replay`], [`explore`]: graphtape as Graph for a bot: the recorded order, or
+//!   explored orders with failures shrunk to their cause.
+//! - [`inspect`]: pure analysis and the view model; [`ui`]: the read-only web inspector.
 //! - [`commands`]: one module per subcommand.
+//! - [`demo`]: the stand-in Graph and bot `graphtape demo` records between.
 
 pub mod cli;
 pub mod clock;
@@ -18,7 +22,9 @@ pub mod codec;
 pub mod commands;
 pub mod config;
 pub mod content_encoding;
+pub mod demo;
 pub mod exchange;
+pub mod explore;
 pub mod graph;
 pub mod inspect;
 pub mod jsonscan;
@@ -32,3 +38,4 @@ pub mod sanitize;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod ui;

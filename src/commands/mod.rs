@@ -3,16 +3,19 @@
 mod calls;
 mod certs;
 mod check;
+mod demo;
 mod diff;
 mod export;
 mod import;
 mod output;
+mod prune;
 mod record;
 mod replay;
 mod sanitizers;
 mod sessions;
 mod show;
 mod source;
+pub(crate) mod ui;
 
 use std::process::ExitCode;
 
@@ -30,5 +33,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Calls(args) => calls::run(&cli.db, &args),
         Command::Show(args) => show::run(&cli.db, &args),
         Command::Check(args) => check::run(&cli.db, &args),
+        Command::Ui(args) => ui::run(&cli.db, &args),
+        Command::Prune(args) => prune::run(&cli.db, &args),
+        Command::Vacuum => prune::vacuum(&cli.db),
+        Command::Demo => demo::run(&cli.db, cli.db_given),
     }
 }

@@ -102,6 +102,7 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         .callback_listen
         .map(|addr| bind(addr, "--callback-listen"))
         .transpose()?;
+    let ui = args.ui.map(|addr| bind(addr, "--ui")).transpose()?;
 
     let conn = store::open(db, Access::Create)?;
     let key = store::redaction_key(&conn)?;
@@ -141,7 +142,9 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         "keep_secrets": args.keep_secrets,
     });
     let sanitizer = sanitizers::for_record(&args.sanitizers, &key, &mut config)?;
-    let session_id = store::create_session(&conn, &name, clock.wall_start_us(), &config)?;
+    // Held until the session is closed: `sessions delete` refuses a live session.
+    let (session_id, live) =
+        store::create_live_session(&conn, db, &name, clock.wall_start_us(), &config)?;
     let (recorder, writer) =
         store::spawn_writer_sanitized(conn, session_id, redactor, plan.max_body, sanitizer);
 
@@ -170,6 +173,7 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
     let api_tls = args.api_tls.then(|| server_tls.clone()).flatten();
     let served = runtime.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(());
+        let stop_rx_ui = stop_rx.clone();
         let mut servers = Vec::new();
         let mut out = std::io::stdout().lock();
         writeln!(out, "recording session={name} db={}", db.display())?;
@@ -200,6 +204,15 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
                 stopped(stop_rx),
             )));
         }
+        if let Some((listener, addr)) = ui {
+            super::ui::warn_if_exposed(addr);
+            writeln!(out, "listening ui={}", listen_url(addr, false))?;
+            servers.push(tokio::spawn(crate::ui::serve(
+                tokio::net::TcpListener::from_std(listener)?,
+                db.to_path_buf(),
+                stopped(stop_rx_ui),
+            )));
+        }
         out.flush()?;
         drop(out);
 
@@ -215,6 +228,7 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
     // the runtime drops them so the writer can finish.
     runtime.shutdown_timeout(Duration::from_secs(1));
     let health = writer.finish(clock.now_us());
+    drop(live);
     served?;
 
     eprintln!(

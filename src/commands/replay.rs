@@ -119,7 +119,9 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         "callback_auth": args.callback_auth.split(':').next(),
         "no_graph": args.no_graph,
     });
-    let session_id = store::create_session(&conn, &record_as, clock.wall_start_us(), &config)?;
+    // Held until the session is closed: `sessions delete` refuses a live session.
+    let (session_id, live) =
+        store::create_live_session(&conn, db, &record_as, clock.wall_start_us(), &config)?;
     let redactor = Redactor::new(&store::redaction_key(&conn)?);
     let (recorder, writer) = store::spawn_writer(conn, session_id, redactor, 16 << 20);
 
@@ -142,19 +144,21 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         wait,
         auth,
         self_url: self_url.clone(),
+        request_order: true,
     };
     let replay = Arc::new(Replay::new(
         plan,
-        source.exchanges,
-        settings,
+        Arc::new(source.exchanges),
+        Arc::new(settings),
         clock.clone(),
-        recorder,
+        Some(recorder),
     ));
     let delivery = Delivery {
         bot: bot.clone(),
         forwarder: Forwarder::new(tls::client_config(None)?, bot_timeout),
         pace,
         progress: std::io::stderr().is_terminal(),
+        retry: false,
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -229,6 +233,7 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
     let health = writer.finish(clock.now_us());
+    drop(live);
     ran?;
 
     let report = replay.finish(&source_name, &record_as);

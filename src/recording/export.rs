@@ -37,7 +37,8 @@ pub fn to_document(info: &SessionInfo, exchanges: &[Exchange<StoredBody>]) -> Re
     }
 }
 
-fn event(ex: &Exchange<StoredBody>) -> EventDoc {
+/// One exchange as the recording file has it.
+pub fn event(ex: &Exchange<StoredBody>) -> EventDoc {
     let req = &ex.request;
     EventDoc {
         seq: ex.seq,

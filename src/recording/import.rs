@@ -7,6 +7,7 @@ use rusqlite::Connection;
 
 use super::format::{BodyDoc, EventDoc, Recording, FORMAT};
 use super::provenance::PROVENANCE_KEY;
+use super::validate;
 use crate::clock::parse_unix_micros;
 use crate::codec::{decode_headers, BodyContent};
 use crate::exchange::{
@@ -91,7 +92,7 @@ pub fn parse_recording(
         location,
         reason,
     };
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let de = &mut serde_json::Deserializer::from_slice(crate::jsonscan::strip_bom(bytes));
     let doc: Recording = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
@@ -116,8 +117,22 @@ pub fn parse_recording(
             "expected a UTC time like 2026-11-27T16:53:45.123456Z".into(),
         )
     })?;
-    if doc.session.name.trim().is_empty() {
-        return Err(invalid("at session.name".into(), "empty name".into()));
+    validate::session_name(&doc.session.name)
+        .map_err(|why| invalid("at session.name".into(), why))?;
+    if let Some(ended) = doc.session.ended_us {
+        validate::offset(ended).map_err(|why| invalid("at session.ended_us".into(), why))?;
+    }
+    if doc.session.unrecorded > validate::MAX_COUNT {
+        return Err(invalid(
+            "at session.unrecorded".into(),
+            format!("{} is too large", doc.session.unrecorded),
+        ));
+    }
+    if !doc.session.config.is_object() {
+        return Err(invalid(
+            "at session.config".into(),
+            "expected an object".into(),
+        ));
     }
     let mut config = doc.session.config;
     if let Some(provenance) = doc.provenance {
@@ -157,7 +172,9 @@ pub fn parse_recording(
             ));
         }
         last_seq = event.seq;
-        exchanges.push(exchange(event).map_err(|(field, reason)| invalid(at(&field), reason))?);
+        let ex = exchange(event).map_err(|(field, reason)| invalid(at(&field), reason))?;
+        validate::exchange(&ex).map_err(|(field, reason)| invalid(at(&field), reason))?;
+        exchanges.push(ex);
     }
     Ok((info, exchanges))
 }

@@ -10,9 +10,10 @@ mod format;
 mod import;
 mod pretty;
 mod provenance;
+mod validate;
 
 pub use cut::{cut, CutError, CutSpec, SeqRange};
-pub use export::{export_session, to_document};
+pub use export::{event as event_doc, export_session, to_document};
 pub use format::{Recording, FORMAT};
 pub use import::{parse_recording, read_recording, store_recording, ImportError, Loaded};
 pub use pretty::to_pretty;
