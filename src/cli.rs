@@ -37,7 +37,7 @@ pub enum Command {
     /// List the sessions in the database.
     Sessions(SessionsArgs),
     /// Write a session as a recording file (graphtape/1 JSON), whole or cut to some calls.
-    Export(ExportArgs),
+    Export(Box<ExportArgs>),
     /// Load a recording file into the database as a new session.
     Import(ImportArgs),
     /// Play Graph to a bot from a recording and re-deliver its notifications; exit 0 if
@@ -336,6 +336,10 @@ pub struct RecordArgs {
     #[arg(long, env = "GRAPHTAPE_UI", value_name = "ADDR")]
     pub ui: Option<SocketAddr>,
 
+    /// Personal and tenant data rules, applied before anything is stored.
+    #[command(flatten)]
+    pub sanitizers: SanitizeArgs,
+
     #[command(flatten)]
     pub listener: ListenerArgs,
 }
@@ -451,6 +455,57 @@ pub struct ExportArgs {
     /// `A..`, `..B` and `N` too).
     #[arg(long, value_name = "A..B", value_parser = parse_seq_range)]
     pub seq: Option<crate::recording::SeqRange>,
+
+    /// The session name written into the file (default: the source's; a cut's is
+    /// <session>-cut).
+    #[arg(long = "as", value_name = "NAME")]
+    pub rename: Option<String>,
+
+    /// Sanitise personal and tenant data with the rules given (--redact-pii when none
+    /// is); any rule flag implies it.
+    #[arg(long)]
+    pub sanitize: bool,
+
+    #[command(flatten)]
+    pub sanitizers: SanitizeArgs,
+}
+
+/// Rules for personal and tenant data (beyond credentials, which are always redacted).
+#[derive(Debug, Args, Default)]
+pub struct SanitizeArgs {
+    /// Display names, user principal names, e-mail addresses, phone numbers, and user
+    /// and tenant ids (replaced consistently).
+    #[arg(long)]
+    pub redact_pii: bool,
+
+    /// Replace string values at or below this JSON key (dotted paths: user.displayName);
+    /// repeatable.
+    #[arg(long = "redact-json-key", value_name = "KEY")]
+    pub json_keys: Vec<String>,
+
+    /// An id at this JSON key (dotted path) is replaced consistently everywhere it
+    /// appears (paths, bodies, headers, query); `tid` for token tenant claims;
+    /// repeatable.
+    #[arg(long = "redact-id", value_name = "KEY")]
+    pub ids: Vec<String>,
+
+    /// Replace this header's value; repeatable.
+    #[arg(long = "redact-header", value_name = "NAME")]
+    pub headers: Vec<String>,
+
+    /// Replace this query parameter's value; repeatable.
+    #[arg(long = "redact-query", value_name = "NAME")]
+    pub query: Vec<String>,
+
+    /// Replace matches of this regular expression in text bodies (only capture group 1
+    /// when it has one); repeatable.
+    #[arg(long = "redact-regex", value_name = "PATTERN")]
+    pub regex: Vec<String>,
+
+    /// A rules file (TOML or JSON: pii, json_keys, ids, headers, query, regex), added
+    /// to the flags.
+    #[arg(long, env = "GRAPHTAPE_SANITIZERS", value_name = "FILE")]
+    pub sanitizers: Option<PathBuf>,
 }
 
 fn parse_seq_range(value: &str) -> Result<crate::recording::SeqRange, String> {

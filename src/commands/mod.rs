@@ -11,6 +11,7 @@ mod output;
 mod prune;
 mod record;
 mod replay;
+mod sanitizers;
 mod sessions;
 mod show;
 mod source;

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::certs::cert_source;
+use super::sanitizers;
 use crate::cli::RecordArgs;
 use crate::clock::{format_unix_micros, SessionClock};
 use crate::config::{parse_size, seconds, ServerLimits, Upstream};
@@ -139,7 +140,7 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         Some(name) => name,
         None => default_name(&conn, clock.wall_start_us()),
     };
-    let config = serde_json::json!({
+    let mut config = serde_json::json!({
         "graphtape": env!("CARGO_PKG_VERSION"),
         "upstream": plan.upstream.to_string(),
         "upstream_ca": args.upstream_ca.as_ref().map(|p| p.display().to_string()),
@@ -156,10 +157,12 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         "on_store_error": format!("{:?}", args.on_store_error).to_lowercase(),
         "keep_secrets": args.keep_secrets,
     });
+    let sanitizer = sanitizers::for_record(&args.sanitizers, &key, &mut config)?;
     // Held until the session is closed: `sessions delete` refuses a live session.
     let (session_id, live) =
         store::create_live_session(&conn, db, &name, clock.wall_start_us(), &config)?;
-    let (recorder, writer) = store::spawn_writer(conn, session_id, redactor, plan.max_body);
+    let (recorder, writer) =
+        store::spawn_writer_sanitized(conn, session_id, redactor, plan.max_body, sanitizer);
 
     let relay = |recorder: Recorder, timeout| Relay {
         forwarder: Forwarder::new(client_tls.clone(), timeout),

@@ -131,6 +131,10 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
 
     let mut rules = MatchRules::default();
     rules.ignore_keys.extend(args.ignore.iter().cloned());
+    // A sanitised recording holds placeholders where the bot sends its real values.
+    rules
+        .ignore_keys
+        .extend(crate::recording::match_ignores(&source.info.config));
     let mut learn = default_learn_keys();
     learn.extend(args.learn.iter().cloned());
     let self_url = api_addr

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
-use super::cut::PROVENANCE_KEY;
 use super::format::{BodyDoc, EventDoc, Recording, FORMAT};
+use super::provenance::PROVENANCE_KEY;
 use super::validate;
 use crate::clock::parse_unix_micros;
 use crate::codec::{decode_headers, BodyContent};

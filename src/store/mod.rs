@@ -22,7 +22,7 @@ pub use routes::{insert_route, load_routes};
 pub use sessions::{
     create_session, find_session, list_sessions, unused_name, SessionInfo, SessionSummary,
 };
-pub use writer::{spawn_writer, Recorder, StoreHealth, WriterHandle};
+pub use writer::{spawn_writer, spawn_writer_sanitized, Recorder, StoreHealth, WriterHandle};
 
 use std::path::PathBuf;
 

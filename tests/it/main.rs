@@ -16,6 +16,7 @@ mod recordings;
 mod replay;
 mod replayer;
 mod resets;
+mod sanitize;
 mod shutdown;
 mod store_files;
 mod streaming;
