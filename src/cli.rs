@@ -166,8 +166,17 @@ pub struct ReplayArgs {
     pub signing_key: Option<PathBuf>,
 
     /// Name of the session that records this replay (default: <session>-replay-N).
-    #[arg(long, env = "GRAPHTAPE_RECORD_AS")]
+    #[arg(long, env = "GRAPHTAPE_RECORD_AS", conflicts_with = "no_record")]
     pub record_as: Option<String>,
+
+    /// Keep no replay session: the replay is recorded in a temporary database, removed
+    /// at the end (the report is the same). --db is then only read.
+    #[arg(long, env = "GRAPHTAPE_NO_RECORD")]
+    pub no_record: bool,
+
+    /// Whether --db was given (set from the command line, not a flag).
+    #[arg(skip)]
+    pub db_given: bool,
 
     /// Deliver notifications only, on the recorded clock (the bot's API calls do not go
     /// through graphtape).

@@ -11,6 +11,7 @@ mod output;
 mod prune;
 mod record;
 mod replay;
+mod replay_db;
 mod sessions;
 mod show;
 mod source;
@@ -26,7 +27,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sessions(args) => sessions::run(&cli.db, &args),
         Command::Export(args) => export::run(&cli.db, &args),
         Command::Import(args) => import::run(&cli.db, &args),
-        Command::Replay(args) => replay::run(&cli.db, *args),
+        Command::Replay(mut args) => {
+            args.db_given = cli.db_given;
+            replay::run(&cli.db, *args)
+        }
         Command::Diff(args) => diff::run(&cli.db, &args),
         Command::Calls(args) => calls::run(&cli.db, &args),
         Command::Show(args) => show::run(&cli.db, &args),

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::certs::{beside, cert_source};
+use super::replay_db::ReplayDb;
 use super::source::{check_call, load};
 use crate::cli::ReplayArgs;
 use crate::clock::SessionClock;
@@ -61,6 +62,12 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let calls: Vec<String> = args.calls.iter().filter_map(|c| normalize_id(c)).collect();
 
     let source = load(db, &args.source)?;
+    let source_is_file = Path::new(&args.source).is_file();
+    let target = ReplayDb::choose(db, args.db_given, source_is_file, args.no_record)?;
+    // Files graphtape makes for the replay go beside the database the user named, or
+    // the temporary one: never silently into the working directory.
+    let files_kept = args.db_given || !source_is_file;
+    let files_beside = if files_kept { db } else { target.path() };
     let source_name = source.info.name.clone();
     for given in &args.calls {
         check_call(&source, given)?;
@@ -77,16 +84,16 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         AuthMode::None => CallbackAuth::None,
         AuthMode::Token(t) => CallbackAuth::Token(t),
         AuthMode::Sign => {
-            let path = signing_key_path(db, args.signing_key.as_ref());
+            let path = signing_key_path(files_beside, args.signing_key.as_ref());
             let (signer, generated) = Signer::load_or_create(&path)?;
-            if generated {
-                println!("signing key={}", path.display());
+            if generated && files_kept {
+                eprintln!("graphtape: signing key={} (generated)", path.display());
             }
             CallbackAuth::Sign(Box::new(signer))
         }
     };
 
-    let cert = cert_source(&args.tls, db, &[args.api_listen], None);
+    let cert = cert_source(&args.tls, files_beside, &[args.api_listen], None);
     if cert.is_some() && args.no_graph {
         bail!("--tls-* serve the API listener, which --no-graph does not start");
     }
@@ -103,7 +110,7 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
     };
 
-    let conn = store::open(db, Access::Create)?;
+    let conn = store::open(target.path(), Access::Create)?;
     let record_as = match &args.record_as {
         Some(name) => name.clone(),
         None => replay_name(&conn, &source.info.name),
@@ -120,8 +127,13 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         "no_graph": args.no_graph,
     });
     // Held until the session is closed: `sessions delete` refuses a live session.
-    let (session_id, live) =
-        store::create_live_session(&conn, db, &record_as, clock.wall_start_us(), &config)?;
+    let (session_id, live) = store::create_live_session(
+        &conn,
+        target.path(),
+        &record_as,
+        clock.wall_start_us(),
+        &config,
+    )?;
     let redactor = Redactor::new(&store::redaction_key(&conn)?);
     let (recorder, writer) = store::spawn_writer(conn, session_id, redactor, 16 << 20);
 
@@ -228,7 +240,13 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     runtime.shutdown_timeout(Duration::from_secs(1));
     let health = writer.finish(clock.now_us());
     drop(live);
+    if ran.is_err() && health.recorded() == 0 {
+        target.discard(&record_as);
+    }
     ran?;
+    if !target.kept() {
+        eprintln!("graphtape: the replay session is not kept (temporary database; --db keeps it)");
+    }
 
     let report = replay.finish(&source_name, &record_as);
     print!("{}", report.render());
