@@ -24,6 +24,7 @@ pub mod graph;
 pub mod inspect;
 pub mod jsonscan;
 pub mod logging;
+pub mod plural;
 pub mod private_file;
 pub mod proxy;
 pub mod recording;

@@ -44,6 +44,9 @@ fn signing_key_path(db: &Path, given: Option<&PathBuf>) -> PathBuf {
 
 pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let bot = Upstream::parse_flag("--bot-url", &args.bot_url)?;
+    if let Some(warning) = bot.appended_path_warning("--bot-url") {
+        tracing::warn!("{warning}");
+    }
     if !(args.speed.is_finite() && args.speed > 0.0) {
         bail!(
             "--speed {}: give a positive factor (1 = recorded timing)",

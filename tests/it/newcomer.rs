@@ -130,3 +130,169 @@ fn a_missing_recording_file_is_named_whatever_database_is_around() {
         );
     }
 }
+
+fn stdout_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// A directory with a database holding the demo session, and that session's file.
+fn demo_files() -> (tempfile::TempDir, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("d.db").to_str().unwrap().to_string();
+    let file = dir.path().join("demo.json").to_str().unwrap().to_string();
+    let out = graphtape_in(dir.path(), dir.path(), &["demo", "--db", &db]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = graphtape_in(
+        dir.path(),
+        dir.path(),
+        &["export", "demo", "--db", &db, "-o", &file],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    (dir, db, file)
+}
+
+/// Exit 2, and standard error is exactly this one line.
+fn fails_saying(dir: &Path, args: &[&str], want: &str) {
+    let out = graphtape_in(dir, dir, args);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr_of(&out));
+    assert_eq!(
+        stderr_of(&out),
+        format!("graphtape: error: {want}\n"),
+        "{args:?}"
+    );
+}
+
+#[test]
+fn error_messages_say_each_thing_once_and_suggest_the_fix() {
+    let (dir, db, file) = demo_files();
+    let d = dir.path();
+    fails_saying(
+        d,
+        &["import", "--db", &db, &file],
+        &format!("{file}: session \"demo\" already exists in {db}; import it under another name with --as NAME (e.g. --as demo-2)"),
+    );
+    fails_saying(
+        d,
+        &["import", "--db", &db, "/nonexistent/x.json"],
+        "cannot read /nonexistent/x.json: No such file or directory (os error 2)",
+    );
+    fails_saying(
+        d,
+        &["import", "--db", "/nonexistent/x.db", &file],
+        "cannot create /nonexistent/x.db: No such file or directory (os error 2)",
+    );
+    fails_saying(
+        d,
+        &["show", "--db", &db, "dmeo"],
+        "no session \"dmeo\" in this database; did you mean \"demo\"?",
+    );
+    fails_saying(
+        d,
+        &["replay", "demo", "--db", &db, "--bot-url", "127.0.0.1:3978"],
+        "--bot-url \"127.0.0.1:3978\": give a full URL, e.g. http://127.0.0.1:3978",
+    );
+}
+
+#[test]
+fn output_reads_right_for_a_newcomer() {
+    let (dir, db, file) = demo_files();
+    let d = dir.path();
+    // A fresh database is migrated silently; "1 finding", not "1 findings".
+    let fresh = d.join("fresh.db").to_str().unwrap().to_string();
+    let out = graphtape_in(
+        d,
+        d,
+        &[
+            "import",
+            "--db",
+            &fresh,
+            &file,
+            "--as",
+            "a-session-with-a-name-longer-than-the-column",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(stderr_of(&out), "", "no INFO lines for routine work");
+    assert_eq!(
+        stdout_of(&out),
+        format!("imported session a-session-with-a-name-longer-than-the-column (8 events) into {fresh}\n")
+    );
+    let out = graphtape_in(d, d, &["check", "--db", &db, "demo"]);
+    assert!(
+        stdout_of(&out).ends_with("1 finding in demo (1 at or above warning)\n"),
+        "{}",
+        stdout_of(&out)
+    );
+
+    // show --since past the end says so.
+    let out = graphtape_in(d, d, &["show", "--db", &db, "demo", "--since", "99"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stdout_of(&out), "");
+    assert_eq!(
+        stderr_of(&out),
+        "graphtape: --since 99 is past the end: session demo ends at seq 8\n"
+    );
+
+    // sessions: by start time (the import kept its recorded start, older than the
+    // second demo), columns aligned for a long name.
+    let out = graphtape_in(
+        d,
+        d,
+        &[
+            "import",
+            "--db",
+            &db,
+            &file,
+            "--as",
+            "a-session-with-a-name-longer-than-the-column",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = graphtape_in(d, d, &["demo", "--db", &db]);
+    assert!(out.status.success());
+    let out = graphtape_in(d, d, &["sessions", "--db", &db]);
+    let text = stdout_of(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    let names: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            "demo",
+            "a-session-with-a-name-longer-than-the-column",
+            "demo-2"
+        ],
+        "{text}"
+    );
+    let column = lines[0].find("STARTED").unwrap();
+    for line in &lines[1..] {
+        assert_eq!(line.find("20"), Some(column), "{text}");
+    }
+}
+
+#[test]
+fn a_bot_url_with_a_path_is_warned_about() {
+    let (dir, db, _) = demo_files();
+    let out = graphtape_in(
+        dir.path(),
+        dir.path(),
+        &[
+            "replay",
+            "demo",
+            "--db",
+            &db,
+            "--no-graph",
+            "--wait",
+            "0.1",
+            "--bot-url",
+            "http://127.0.0.1:9/api/calls",
+        ],
+    );
+    assert!(
+        stderr_of(&out).contains("--bot-url http://127.0.0.1:9/api/calls has a path: each notification's path is appended to it (a notification to /api/calls goes to http://127.0.0.1:9/api/calls/api/calls)"),
+        "{}",
+        stderr_of(&out)
+    );
+}

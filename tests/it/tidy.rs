@@ -359,3 +359,43 @@ async fn no_record_keeps_no_replay_session_and_a_failed_start_leaves_no_stub() {
     );
     assert_eq!(names(dbs), vec!["incoming"]);
 }
+
+#[tokio::test]
+async fn divergences_are_reported_once_not_also_logged_as_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = incoming(dir.path()).await;
+    let bot = crate::bot::Bot::start(crate::bot::Script {
+        answer: crate::bot::Answer::Status(500),
+        answer_incoming: false,
+        ..crate::bot::Script::default()
+    })
+    .await;
+    let out = graphtape_async(
+        dir.path(),
+        dir.path(),
+        &[
+            "replay",
+            "incoming",
+            "--db",
+            db.to_str().unwrap(),
+            "--bot-url",
+            &bot.peer.url,
+            "--no-graph",
+            "--fast",
+            "--no-record",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let report = stdout_of(&out);
+    assert_eq!(
+        report.matches("divergence notification-status").count(),
+        4,
+        "{report}"
+    );
+    let err = stderr_of(&out);
+    assert!(
+        !err.contains("WARN") && !err.contains("divergence"),
+        "{err}"
+    );
+}
