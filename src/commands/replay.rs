@@ -23,6 +23,7 @@ use crate::replay::auth::{AuthMode, CallbackAuth, Signer};
 use crate::replay::engine::{Replay, Settings};
 use crate::replay::matcher::MatchRules;
 use crate::replay::plan::{plan, PlanOptions};
+use crate::replay::progress::{clear as clear_progress, show as show_progress, Progress};
 use crate::replay::report::Divergence;
 use crate::replay::scheduler::{deliver_all, Delivery, Pace};
 use crate::replay::substitute::default_learn_keys;
@@ -156,6 +157,14 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         auth,
         self_url: self_url.clone(),
     };
+    let end_recorded_us = source
+        .exchanges
+        .iter()
+        .map(|e| e.timing.request_start_us)
+        .max()
+        .unwrap_or(0);
+    let progress = Progress::new(notifications_recorded, pace, end_recorded_us);
+    let terminal = std::io::stderr().is_terminal();
     let replay = Arc::new(Replay::new(
         plan,
         source.exchanges,
@@ -167,7 +176,7 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         bot: bot.clone(),
         forwarder: Forwarder::new(tls::client_config(None)?, bot_timeout),
         pace,
-        progress: std::io::stderr().is_terminal(),
+        progress: Some(progress.clone()),
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -218,6 +227,8 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
             ready = wait_for_bot(&bot, wait) => ready?,
             _ = stopped.wait_for(|s| *s) => {}
         }
+        // Elapsed time, the recorded clock and the next gap, while the replay runs.
+        let ticker = tokio::spawn(show_progress(progress, terminal));
         if !*interrupted.borrow() {
             deliver_all(engine.clone(), delivery, tokio::time::Instant::now(), interrupted.clone()).await;
         }
@@ -225,6 +236,8 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
             () = finish_requests(&engine, wait, settle) => {}
             _ = stopped.wait_for(|s| *s) => {}
         }
+        ticker.abort();
+        clear_progress(terminal);
         if *interrupted.borrow() {
             engine.diverged(Divergence {
                 kind: "interrupted",

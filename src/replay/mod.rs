@@ -7,6 +7,7 @@ pub mod diff;
 pub mod engine;
 pub mod matcher;
 pub mod plan;
+pub mod progress;
 pub mod report;
 pub mod scheduler;
 pub mod substitute;

@@ -399,3 +399,90 @@ async fn divergences_are_reported_once_not_also_logged_as_warnings() {
         "{err}"
     );
 }
+
+/// The incoming-call recording as a file whose last notification comes `gap_s` seconds
+/// after the one before (the recorded clock stretched, as in a long real call).
+async fn stretched(dir: &Path, gap_s: i64) -> String {
+    let db = incoming(dir).await;
+    let out = graphtape(&["export", "incoming", "--db", db.to_str().unwrap()]);
+    assert!(out.status.success());
+    let mut doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let last = doc["events"].as_array_mut().unwrap().last_mut().unwrap();
+    assert_eq!(last["direction"], "callback");
+    for side in ["request", "response"] {
+        for key in ["start_us", "end_us"] {
+            let v = last[side][key].as_i64().unwrap();
+            last[side][key] = (v + gap_s * 1_000_000).into();
+        }
+    }
+    let file = dir.join("stretched.json");
+    std::fs::write(&file, serde_json::to_vec(&doc).unwrap()).unwrap();
+    file.to_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_long_gap_gets_a_heartbeat_line_when_stderr_is_a_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = stretched(dir.path(), 11).await;
+    let bot = listening_bot().await;
+    let out = graphtape_async(
+        dir.path(),
+        dir.path(),
+        &[
+            "replay",
+            &file,
+            "--bot-url",
+            &bot.peer.url,
+            "--no-graph",
+            "--wait",
+            "15",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    let beats: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("graphtape: replay: "))
+        .collect();
+    assert_eq!(beats.len(), 1, "one heartbeat in 11 s: {err}");
+    let beat = beats[0];
+    assert!(
+        beat.starts_with("graphtape: replay: 3/4 notifications, elapsed 00:1"),
+        "{beat}"
+    );
+    assert!(beat.contains(", recorded clock 00:"), "{beat}");
+    assert!(beat.contains(", next notification in "), "{beat}");
+}
+
+#[tokio::test]
+async fn on_a_terminal_the_progress_line_counts_down_to_the_next_notification() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = stretched(dir.path(), 2).await;
+    let bot = listening_bot().await;
+    let command = format!(
+        "{} replay {file} --bot-url {} --no-graph --wait 5",
+        env!("CARGO_BIN_EXE_graphtape"),
+        bot.peer.url
+    );
+    // util-linux script(1): graphtape on a pseudo-terminal, as a person runs it.
+    let out = tokio::time::timeout(
+        DEADLINE,
+        tokio::process::Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::null())
+            .output(),
+    )
+    .await
+    .expect("replay on a pty did not finish")
+    .unwrap();
+    let text = stdout_of(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("\rreplay: 3/4 notifications, elapsed 00:0"),
+        "{text}"
+    );
+    assert!(text.contains("next notification in 1."), "{text}");
+    assert!(text.contains("PASS"), "{text}");
+}
