@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+use super::progress::Step;
 use crate::cli::{ExportArgs, ExportFormat};
 use crate::inspect::har;
 use crate::recording::{export_session, to_pretty};
@@ -13,6 +14,9 @@ use crate::store::{find_session, load_exchanges, open, Access};
 
 pub fn run(db: &Path, args: &ExportArgs) -> anyhow::Result<ExitCode> {
     let conn = open(db, Access::Existing)?;
+    // A large database can hold a large session: a spinner while it is turned to text.
+    let db_size = std::fs::metadata(db).map_or(0, |m| m.len());
+    let step = Step::start(format!("exporting {}", args.session), db_size);
     let text = match args.format {
         ExportFormat::Graphtape => to_pretty(&serde_json::to_value(export_session(
             &conn,
@@ -27,6 +31,7 @@ pub fn run(db: &Path, args: &ExportArgs) -> anyhow::Result<ExitCode> {
             text
         }
     };
+    drop(step);
     match &args.output {
         None => std::io::stdout().lock().write_all(&text)?,
         Some(path) => {

@@ -5,13 +5,15 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 
+use super::progress::{mib, Step};
+
 use crate::cli::ImportArgs;
-use crate::recording::{read_recording, store_recording};
+use crate::recording::store_recording;
 use crate::store::{find_session, open, unused_name, Access};
 
 pub fn run(db: &Path, args: &ImportArgs) -> anyhow::Result<ExitCode> {
     // Validate the whole file first: a bad file must not even create the database.
-    let mut loaded = read_recording(&args.file)?;
+    let mut loaded = super::progress::read_recording(&args.file)?;
     if let Some(name) = &args.rename {
         loaded.session.name = name.clone();
     }
@@ -26,7 +28,21 @@ pub fn run(db: &Path, args: &ImportArgs) -> anyhow::Result<ExitCode> {
             db.display()
         );
     }
+    let size: u64 = loaded
+        .exchanges
+        .iter()
+        .map(|e| e.request.body.len + e.response.as_ref().map_or(0, |r| r.body.len))
+        .sum();
+    let step = Step::start(
+        format!(
+            "storing {} ({})",
+            crate::plural::count(loaded.exchanges.len() as u64, "event"),
+            mib(size)
+        ),
+        size,
+    );
     store_recording(&mut conn, &loaded)?;
+    drop(step);
     println!(
         "imported session {} ({}) into {}",
         loaded.session.name,

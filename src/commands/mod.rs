@@ -8,6 +8,7 @@ mod diff;
 mod export;
 mod import;
 mod output;
+mod progress;
 mod prune;
 mod record;
 mod replay;

@@ -296,3 +296,58 @@ fn a_bot_url_with_a_path_is_warned_about() {
         stderr_of(&out)
     );
 }
+
+#[test]
+fn large_files_show_progress_on_a_terminal_and_nothing_in_a_log() {
+    let (dir, db, file) = demo_files();
+    // The demo recording with a 12 MiB response body: a large file.
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let response = &mut doc["events"][1]["response"];
+    response["headers"] = serde_json::json!([["content-type", "text/plain"]]);
+    response["body"] = serde_json::json!({"text": "x".repeat(12 << 20)});
+    let big = dir.path().join("big.json");
+    std::fs::write(&big, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let big = big.to_str().unwrap();
+
+    let out = graphtape_in(
+        dir.path(),
+        dir.path(),
+        &["import", "--db", &db, big, "--as", "big"],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(
+        stderr_of(&out),
+        "",
+        "no progress when stderr is not a terminal"
+    );
+
+    for args in [
+        format!("import --db {db} {big} --as big-2"),
+        format!("check {big}"),
+    ] {
+        let command = format!("{} {args}", env!("CARGO_BIN_EXE_graphtape"));
+        let out = Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("script(1) runs graphtape on a pty");
+        let text = stdout_of(&out);
+        assert!(text.contains(&format!("reading {big} [")), "{args}: {text}");
+        assert!(text.contains("/12.01 MiB"), "{args}: {text}");
+    }
+    // export: a spinner while a session of a large database is turned into text.
+    let command = format!(
+        "{} export big --db {db} -o {}",
+        env!("CARGO_BIN_EXE_graphtape"),
+        dir.path().join("out.json").display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(stdout_of(&out).contains("exporting big ("), "{}", stdout_of(&out));
+}
