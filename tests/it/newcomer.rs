@@ -31,7 +31,17 @@ fn files_in(dir: &Path) -> Vec<String> {
 fn demo_records_a_call_through_record_then_shows_and_checks_it() {
     let cwd = tempfile::tempdir().unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let out = graphtape_in(cwd.path(), tmp.path(), &["demo"]);
+    // Settings meant for the user's own recordings do not leak into the demo's.
+    let out = Command::new(env!("CARGO_BIN_EXE_graphtape"))
+        .arg("demo")
+        .current_dir(cwd.path())
+        .env("TMPDIR", tmp.path())
+        .env_remove("GRAPHTAPE_DB")
+        .env("GRAPHTAPE_API_TLS", "true")
+        .env("GRAPHTAPE_SESSION", "not-the-demo")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}{}", stderr_of(&out));
     // The database is in a temporary directory it names, not the working directory.
@@ -349,5 +359,9 @@ fn large_files_show_progress_on_a_terminal_and_nothing_in_a_log() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert!(stdout_of(&out).contains("exporting big ("), "{}", stdout_of(&out));
+    assert!(
+        stdout_of(&out).contains("exporting big ("),
+        "{}",
+        stdout_of(&out)
+    );
 }
