@@ -36,7 +36,7 @@ pub enum Command {
     Record(Box<RecordArgs>),
     /// List the sessions in the database.
     Sessions(SessionsArgs),
-    /// Write a session as a recording file (graphtape/1 JSON).
+    /// Write a session as a recording file (graphtape/1 JSON), whole or cut to some calls.
     Export(ExportArgs),
     /// Load a recording file into the database as a new session.
     Import(ImportArgs),
@@ -50,7 +50,11 @@ pub enum Command {
     /// The session's events in global order, both directions.
     Show(ShowArgs),
     /// Ordering anomalies per call; exit 1 if any at or above --fail-on.
+    #[command(after_help = check_help())]
     Check(CheckArgs),
+    /// A local, read-only web inspector over the database: sessions, timelines that
+    /// follow a recording live, exchanges, findings, divergences, diffs.
+    Ui(UiArgs),
     /// Delete old sessions: by age (--older-than 7d) or all but the newest (--keep-last N).
     Prune(PruneArgs),
     /// Give the space of deleted sessions back to the file system.
@@ -58,6 +62,15 @@ pub enum Command {
     /// Record a scripted incoming call between a stand-in Graph and a stand-in bot on
     /// 127.0.0.1 (no real bot or Graph needed), then show and check it.
     Demo,
+}
+
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// Where the inspector listens. Deliberately no environment variable: an address
+    /// other than loopback must be given here, and draws a warning (recordings can
+    /// contain personal data).
+    #[arg(long, default_value = "127.0.0.1:4040")]
+    pub listen: SocketAddr,
 }
 
 #[derive(Debug, Args)]
@@ -79,7 +92,12 @@ pub struct ShowArgs {
     /// Only events from this sequence number on.
     #[arg(long)]
     pub since: Option<u64>,
-    /// One JSON object per event, for scripts.
+    /// Print these exchanges in full (headers, decoded bodies, timings,
+    /// notifications): a sequence number or a range A..B; repeatable.
+    #[arg(long = "seq", value_name = "N|A..B", conflicts_with = "since")]
+    pub seqs: Vec<String>,
+    /// One JSON object per event, for scripts (with --seq: the event as the recording
+    /// format has it, bodies decoded to JSON where they are JSON).
     #[arg(long)]
     pub json: bool,
     /// Never page, even on a terminal.
@@ -104,6 +122,18 @@ pub struct CheckArgs {
     /// The least severity that makes the exit code 1: info, warning or error.
     #[arg(long, default_value = "warning", value_parser = parse_severity)]
     pub fail_on: crate::inspect::Severity,
+    /// answer-too-late: seconds a bot has to answer an incoming call (15; 5 for
+    /// policy-based recording bots).
+    #[arg(long, env = "GRAPHTAPE_ANSWER_LIMIT", default_value_t = 15.0)]
+    pub answer_limit: f64,
+}
+
+/// `check --help` ends with the rule table, the very lines `check --rules` prints.
+fn check_help() -> String {
+    format!(
+        "Rules (as `check --rules` prints them):\n{}",
+        crate::inspect::rules_table().join("\n")
+    )
 }
 
 fn parse_severity(value: &str) -> Result<crate::inspect::Severity, String> {
@@ -203,9 +233,9 @@ pub struct ReplayArgs {
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// The first session (e.g. the recording).
+    /// The first session (e.g. the recording), in --db or a recording file.
     pub a: String,
-    /// The second session (e.g. its replay).
+    /// The second session (e.g. its replay), in --db or a recording file.
     pub b: String,
     /// Unchanged events shown around each difference.
     #[arg(long, default_value_t = 2)]
@@ -282,6 +312,10 @@ pub struct RecordArgs {
     /// Serve the API listener over TLS too, with the same certificate.
     #[arg(long, env = "GRAPHTAPE_API_TLS")]
     pub api_tls: bool,
+
+    /// Also serve the read-only web inspector (`graphtape ui`) at this address.
+    #[arg(long, env = "GRAPHTAPE_UI", value_name = "ADDR")]
+    pub ui: Option<SocketAddr>,
 }
 
 /// Where a listener's TLS certificate comes from; none of them means plain HTTP.
@@ -344,16 +378,31 @@ pub struct PruneArgs {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The session to export.
+    /// A session in --db, or a recording file.
     pub session: String,
 
     /// Output file (default: standard output).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
 
-    /// graphtape (the lossless recording format) or har (HAR 1.2, for dev tools).
+    /// graphtape (the lossless recording format), har (HAR 1.2, for dev tools), html
+    /// (the timeline as one self-contained page) or mermaid (a sequence diagram).
     #[arg(long, value_enum, default_value = "graphtape")]
     pub format: ExportFormat,
+
+    /// Cut a fixture: keep only this call's events (any id spelling); repeatable. With
+    /// --format mermaid: draw only this call.
+    #[arg(long = "call", value_name = "ID")]
+    pub calls: Vec<String>,
+
+    /// Cut a fixture: keep only the events with these sequence numbers (inclusive;
+    /// `A..`, `..B` and `N` too).
+    #[arg(long, value_name = "A..B", value_parser = parse_seq_range)]
+    pub seq: Option<crate::recording::SeqRange>,
+}
+
+fn parse_seq_range(value: &str) -> Result<crate::recording::SeqRange, String> {
+    crate::recording::SeqRange::parse(value)
 }
 
 /// What `export` writes.
@@ -361,6 +410,8 @@ pub struct ExportArgs {
 pub enum ExportFormat {
     Graphtape,
     Har,
+    Html,
+    Mermaid,
 }
 
 #[derive(Debug, Args)]

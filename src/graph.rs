@@ -404,7 +404,7 @@ fn is_version(segment: &str) -> bool {
 
 /// Decode `%XX` escapes; malformed escapes are kept literally and invalid
 /// UTF-8 is replaced, because a recorder must cope with whatever it sees.
-fn percent_decode(segment: &str) -> String {
+pub(crate) fn percent_decode(segment: &str) -> String {
     let bytes = segment.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut rest = bytes;

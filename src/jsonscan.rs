@@ -65,6 +65,12 @@ pub fn string_values(
     stack.is_empty().then_some(found)
 }
 
+/// The bytes after a UTF-8 byte-order mark, if there is one: not JSON, but some HTTP
+/// stacks and editors prepend one.
+pub fn strip_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+}
+
 /// Replaces each range (in increasing order, not overlapping) with its bytes.
 pub fn splice(json: &[u8], replacements: &[(Range<usize>, Vec<u8>)]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(json.len());

@@ -9,6 +9,9 @@
 //! - [`redact`], [`graph`]: pure logic: what is secret, and Graph's ids and shapes.
 //! - [`store`]: SQLite: schema, the writer thread, queries.
 //! - [`codec`], [`recording`]: the `graphtape/1` recording file format.
+//! - [`replay`], [`explore`]: graphtape as Graph for a bot: the recorded order, or
+//!   explored orders with failures shrunk to their cause.
+//! - [`inspect`]: pure analysis and the view model; [`ui`]: the read-only web inspector.
 //! - [`commands`]: one module per subcommand.
 //! - [`demo`]: the stand-in Graph and bot `graphtape demo` records between.
 
@@ -20,6 +23,7 @@ pub mod config;
 pub mod content_encoding;
 pub mod demo;
 pub mod exchange;
+pub mod explore;
 pub mod graph;
 pub mod inspect;
 pub mod jsonscan;
@@ -33,3 +37,4 @@ pub mod replay;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod ui;

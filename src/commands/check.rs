@@ -6,18 +6,17 @@ use std::process::ExitCode;
 use super::output::{color, emit};
 use super::source::{check_call, load};
 use crate::cli::CheckArgs;
-use crate::inspect::{check, Filter, RULES};
+use crate::config::seconds;
+use crate::inspect::{check_with, rules_table, CheckOptions, Filter};
 
 pub fn run(db: &Path, args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let Some(session) = args.session.as_deref().filter(|_| !args.rules) else {
-        let width = RULES.iter().map(|r| r.id.len()).max().unwrap_or(0);
-        emit(
-            RULES
-                .iter()
-                .map(|r| format!("{:<width$}  {}", r.id, r.summary)),
-            false,
-        )?;
+        emit(rules_table().into_iter(), false)?;
         return Ok(ExitCode::SUCCESS);
+    };
+    let answer_limit = seconds("--answer-limit", args.answer_limit, true)?;
+    let options = CheckOptions {
+        answer_limit_us: i64::try_from(answer_limit.as_micros()).unwrap_or(i64::MAX),
     };
     let source = load(db, session)?;
     if let Some(call) = &args.call {
@@ -27,7 +26,7 @@ pub fn run(db: &Path, args: &CheckArgs) -> anyhow::Result<ExitCode> {
         call: args.call.clone(),
         since_seq: None,
     };
-    let findings: Vec<_> = check(&source.exchanges)
+    let findings: Vec<_> = check_with(&source.exchanges, &options)
         .into_iter()
         .filter(|f| filter.matches_finding(f))
         .collect();

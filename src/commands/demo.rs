@@ -51,6 +51,7 @@ pub fn run(db: &Path, db_given: bool) -> anyhow::Result<ExitCode> {
             session: session.clone(),
             call: None,
             since: None,
+            seqs: Vec::new(),
             json: false,
             no_pager: true,
         },
@@ -65,6 +66,7 @@ pub fn run(db: &Path, db_given: bool) -> anyhow::Result<ExitCode> {
             call: None,
             json: false,
             fail_on: Severity::Warning,
+            answer_limit: 15.0,
         },
     )?;
     let mut out = std::io::stdout().lock();

@@ -3,14 +3,13 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use super::source::load;
 use crate::cli::DiffArgs;
 use crate::replay::diff::{diff, render, DiffLine};
-use crate::store::{find_session, load_exchanges, open, Access};
 
 pub fn run(db: &Path, args: &DiffArgs) -> anyhow::Result<ExitCode> {
-    let conn = open(db, Access::Existing)?;
-    let a = load_exchanges(&conn, find_session(&conn, &args.a)?.id)?;
-    let b = load_exchanges(&conn, find_session(&conn, &args.b)?.id)?;
+    let a = load(db, &args.a)?.exchanges;
+    let b = load(db, &args.b)?.exchanges;
     let lines = diff(&a, &b);
     print!(
         "--- {}\n+++ {}\n{}",

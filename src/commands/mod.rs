@@ -16,6 +16,7 @@ mod replay_db;
 mod sessions;
 mod show;
 mod source;
+pub(crate) mod ui;
 
 use std::process::ExitCode;
 
@@ -53,6 +54,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Calls(args) => calls::run(&cli.db, &args),
         Command::Show(args) => show::run(&cli.db, &args),
         Command::Check(args) => check::run(&cli.db, &args),
+        Command::Ui(args) => ui::run(&cli.db, &args),
         Command::Prune(args) => prune::run(&cli.db, &args),
         Command::Vacuum => prune::vacuum(&cli.db),
         Command::Demo => demo::run(&cli.db, cli.db_given),

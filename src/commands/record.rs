@@ -107,6 +107,7 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         .callback_listen
         .map(|addr| bind(addr, "--callback-listen"))
         .transpose()?;
+    let ui = args.ui.map(|addr| bind(addr, "--ui")).transpose()?;
 
     let conn = store::open(db, Access::Create)?;
     let key = store::redaction_key(&conn)?;
@@ -175,6 +176,7 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
     let api_tls = args.api_tls.then(|| server_tls.clone()).flatten();
     let served = runtime.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(());
+        let stop_rx_ui = stop_rx.clone();
         let mut servers = Vec::new();
         let mut out = std::io::stdout().lock();
         writeln!(out, "recording session={name} db={}", db.display())?;
@@ -203,6 +205,15 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
                 server_tls,
                 move |req| callback_proxy.clone().handle(req),
                 stopped(stop_rx),
+            )));
+        }
+        if let Some((listener, addr)) = ui {
+            super::ui::warn_if_exposed(addr);
+            writeln!(out, "listening ui={}", listen_url(addr, false))?;
+            servers.push(tokio::spawn(crate::ui::serve(
+                tokio::net::TcpListener::from_std(listener)?,
+                db.to_path_buf(),
+                stopped(stop_rx_ui),
             )));
         }
         out.flush()?;

@@ -156,6 +156,7 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         wait,
         auth,
         self_url: self_url.clone(),
+        request_order: true,
     };
     let end_recorded_us = source
         .exchanges
@@ -167,16 +168,17 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let terminal = std::io::stderr().is_terminal();
     let replay = Arc::new(Replay::new(
         plan,
-        source.exchanges,
-        settings,
+        Arc::new(source.exchanges),
+        Arc::new(settings),
         clock.clone(),
-        recorder,
+        Some(recorder),
     ));
     let delivery = Delivery {
         bot: bot.clone(),
         forwarder: Forwarder::new(tls::client_config(None)?, bot_timeout),
         pace,
         progress: Some(progress.clone()),
+        retry: false,
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

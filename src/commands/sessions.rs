@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use crate::cli::{SessionsAction, SessionsArgs};
 use crate::clock::format_unix_micros;
 use crate::store::{delete_sessions, list_sessions, open, Access, SessionSummary};
+use crate::ui::pages::{duration_us, summary_json};
 
 pub fn run(db: &Path, args: &SessionsArgs) -> anyhow::Result<ExitCode> {
     if let Some(SessionsAction::Delete(delete)) = &args.action {
@@ -58,28 +59,9 @@ pub fn run(db: &Path, args: &SessionsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The recorded end, else the last event (a session cut short by a crash).
-fn duration_us(s: &SessionSummary) -> Option<i64> {
-    s.info.ended_us.or(s.last_event_us)
-}
-
 fn duration(s: &SessionSummary) -> String {
     match duration_us(s) {
         Some(us) => format!("{:.3}s", us as f64 / 1e6),
         None => "-".into(),
     }
-}
-
-fn summary_json(s: &SessionSummary) -> serde_json::Value {
-    serde_json::json!({
-        "name": s.info.name,
-        "started_at": format_unix_micros(s.info.started_unix_us),
-        "duration_us": duration_us(s),
-        "ended": s.info.ended_us.is_some(),
-        "calls": s.calls,
-        "api_exchanges": s.api_exchanges,
-        "callbacks": s.callbacks,
-        "notifications": s.notifications,
-        "unrecorded": s.info.unrecorded,
-    })
 }

@@ -9,8 +9,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::clock::SessionClock;
-use crate::exchange::{Direction, Exchange, RequestRecord, Timing};
-use crate::proxy::headers::to_record;
+use crate::exchange::{Captured, CapturedBody, CapturedRequest, Direction, Timing};
 
 /// A request as it arrived, body read.
 pub struct Inbound {
@@ -47,27 +46,21 @@ impl Inbound {
         }
     }
 
-    /// The request half as recorded: exactly what arrived.
-    pub fn request_record(&self) -> RequestRecord<Bytes> {
-        RequestRecord {
-            method: self.parts.method.as_str().to_string(),
-            path: self.parts.uri.path().to_string(),
-            query: self.parts.uri.query().map(str::to_string),
-            version: format!("{:?}", self.parts.version),
-            headers: to_record(&self.parts.headers),
-            body: self.body.clone(),
-        }
-    }
-
-    /// The exchange to record, so far: the request and its timing. The caller fills in
-    /// where it went and how it ended.
-    pub fn into_exchange(self, direction: Direction) -> Exchange<Bytes> {
-        Exchange {
+    /// The exchange to record, so far: the request as it arrived and its timing. The
+    /// caller fills in where it went and how it ended.
+    pub fn into_exchange(self, direction: Direction) -> Captured {
+        let mut parts = self.parts;
+        // What hyper attaches (upgrade handles and the like) is not part of the record.
+        parts.extensions.clear();
+        Captured {
             seq: self.seq,
             direction,
             wall_start_us: self.wall_start_us,
             timing: self.timing,
-            request: self.request_record(),
+            request: CapturedRequest {
+                parts,
+                body: CapturedBody::whole(self.body),
+            },
             target: None,
             forwarded_body: None,
             response: None,

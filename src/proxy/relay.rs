@@ -12,11 +12,11 @@ use http_body_util::Full;
 
 use super::capture::Inbound;
 use super::forward::{FailureKind, Forwarder};
-use super::headers::{strip_hop_by_hop, to_record};
+use super::headers::strip_hop_by_hop;
 use super::reply::{self, Body};
 use super::StoreErrorPolicy;
 use crate::clock::SessionClock;
-use crate::exchange::{Direction, ResponseRecord};
+use crate::exchange::{CapturedBody, CapturedResponse, Direction, Target};
 use crate::store::Recorder;
 
 /// A request graphtape answers itself instead of forwarding.
@@ -127,12 +127,12 @@ impl Relay {
         req: Request<Full<Bytes>>,
         forwarded_body: Option<Bytes>,
     ) -> Response<Body> {
-        let target = req.uri().to_string();
+        let target = req.uri().clone();
         let outcome = self.forwarder.send(req, &self.clock).await;
-        let recorded_response = outcome.head.as_ref().map(|head| ResponseRecord {
-            status: head.status.as_u16(),
-            headers: to_record(&head.headers),
-            body: outcome.body.clone(),
+        let recorded_response = outcome.head.as_ref().map(|head| CapturedResponse {
+            status: head.status,
+            headers: head.headers.clone(),
+            body: CapturedBody::whole(outcome.body.clone()),
         });
         let (reply, error) = match (outcome.error, outcome.head) {
             (None, Some(mut head)) => {
@@ -161,8 +161,8 @@ impl Relay {
         let mut ex = inbound.into_exchange(direction);
         ex.timing.response_start_us = outcome.response_start_us;
         ex.timing.response_end_us = outcome.response_end_us;
-        ex.target = Some(target);
-        ex.forwarded_body = forwarded_body;
+        ex.target = Some(Target::Uri(target));
+        ex.forwarded_body = forwarded_body.map(CapturedBody::whole);
         ex.response = recorded_response;
         ex.error = error;
         self.recorder.record(ex).await;

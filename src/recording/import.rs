@@ -5,7 +5,9 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
+use super::cut::PROVENANCE_KEY;
 use super::format::{BodyDoc, EventDoc, Recording, FORMAT};
+use super::validate;
 use crate::clock::parse_unix_micros;
 use crate::codec::{decode_headers, BodyContent};
 use crate::exchange::{
@@ -90,7 +92,7 @@ pub fn parse_recording(
         location,
         reason,
     };
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let de = &mut serde_json::Deserializer::from_slice(crate::jsonscan::strip_bom(bytes));
     let doc: Recording = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
@@ -115,15 +117,45 @@ pub fn parse_recording(
             "expected a UTC time like 2026-11-27T16:53:45.123456Z".into(),
         )
     })?;
-    if doc.session.name.trim().is_empty() {
-        return Err(invalid("at session.name".into(), "empty name".into()));
+    validate::session_name(&doc.session.name)
+        .map_err(|why| invalid("at session.name".into(), why))?;
+    if let Some(ended) = doc.session.ended_us {
+        validate::offset(ended).map_err(|why| invalid("at session.ended_us".into(), why))?;
+    }
+    if doc.session.unrecorded > validate::MAX_COUNT {
+        return Err(invalid(
+            "at session.unrecorded".into(),
+            format!("{} is too large", doc.session.unrecorded),
+        ));
+    }
+    if !doc.session.config.is_object() {
+        return Err(invalid(
+            "at session.config".into(),
+            "expected an object".into(),
+        ));
+    }
+    let mut config = doc.session.config;
+    if let Some(provenance) = doc.provenance {
+        let Some(fields) = config.as_object_mut() else {
+            return Err(invalid(
+                "at session.config".into(),
+                "a recording with a provenance needs an object here".into(),
+            ));
+        };
+        if !provenance.is_object() || fields.contains_key(PROVENANCE_KEY) {
+            return Err(invalid(
+                "at provenance".into(),
+                "expected one object (and no \"provenance\" key in session.config)".into(),
+            ));
+        }
+        fields.insert(PROVENANCE_KEY.into(), provenance);
     }
     let info = SessionInfo {
         id: 0,
         name: doc.session.name,
         started_unix_us,
         ended_us: doc.session.ended_us,
-        config: doc.session.config,
+        config,
         unrecorded: doc.session.unrecorded,
     };
     let mut exchanges = Vec::with_capacity(doc.events.len());
@@ -140,7 +172,9 @@ pub fn parse_recording(
             ));
         }
         last_seq = event.seq;
-        exchanges.push(exchange(event).map_err(|(field, reason)| invalid(at(&field), reason))?);
+        let ex = exchange(event).map_err(|(field, reason)| invalid(at(&field), reason))?;
+        validate::exchange(&ex).map_err(|(field, reason)| invalid(at(&field), reason))?;
+        exchanges.push(ex);
     }
     Ok((info, exchanges))
 }

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod diff;
 pub mod engine;
+pub mod ids;
 pub mod matcher;
 pub mod plan;
 pub mod progress;

@@ -9,12 +9,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use bytes::Bytes;
 use rusqlite::Connection;
 use tokio::sync::mpsc;
 
 use super::{insert_exchange, insert_route, prepare, StoreError};
-use crate::exchange::Exchange;
+use crate::exchange::Captured;
 use crate::proxy::NewRoute;
 use crate::redact::Redactor;
 
@@ -24,7 +23,7 @@ const QUEUE: usize = 4096;
 const BATCH: usize = 256;
 
 enum WriteOp {
-    Exchange(Box<Exchange<Bytes>>),
+    Exchange(Box<Captured>),
     Route(NewRoute),
     End { ended_us: i64 },
 }
@@ -78,7 +77,7 @@ pub struct Recorder {
 
 impl Recorder {
     /// Queues an exchange, waiting while the writer is behind.
-    pub async fn record(&self, ex: Exchange<Bytes>) {
+    pub async fn record(&self, ex: Captured) {
         if self.tx.send(WriteOp::Exchange(Box::new(ex))).await.is_err() {
             self.health.lost(1, "the store writer has stopped".into());
         }
@@ -210,7 +209,7 @@ impl Writer {
 
     /// Commits a batch in one transaction; if that fails, retries one by one so a single
     /// bad row cannot take its neighbours down with it.
-    fn write(&mut self, batch: Vec<Exchange<Bytes>>) {
+    fn write(&mut self, batch: Vec<Captured>) {
         if batch.is_empty() {
             return;
         }

@@ -2,8 +2,10 @@
 
 mod bot;
 mod callbacks;
+mod fixtures;
 mod flows;
 mod graph_sim;
+mod hostile;
 mod newcomer;
 mod record;
 mod recordings;
