@@ -34,7 +34,8 @@ pub struct Cli {
 pub enum Command {
     /// Proxy the bot's Graph API calls and Graph's notifications, recording every exchange.
     Record(Box<RecordArgs>),
-    /// List the sessions in the database.
+    /// List the sessions in the database, by start time (`sessions delete NAME...`
+    /// removes some).
     Sessions(SessionsArgs),
     /// Write a session as a recording file (graphtape/1 JSON), whole or cut to some calls.
     Export(ExportArgs),
