@@ -230,6 +230,9 @@ pub struct ReplayArgs {
     /// Serve the API listener over TLS with this certificate (bots on another host).
     #[command(flatten)]
     pub tls: TlsArgs,
+
+    #[command(flatten)]
+    pub listener: ListenerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -317,6 +320,39 @@ pub struct RecordArgs {
     /// Also serve the read-only web inspector (`graphtape ui`) at this address.
     #[arg(long, env = "GRAPHTAPE_UI", value_name = "ADDR")]
     pub ui: Option<SocketAddr>,
+
+    #[command(flatten)]
+    pub listener: ListenerArgs,
+}
+
+/// Limits every listener applies to its clients, and how a stop drains them.
+#[derive(Debug, Args)]
+pub struct ListenerArgs {
+    /// Seconds a client has to send a request head (from its first byte; for a new
+    /// connection, from the connect). Slower clients are disconnected.
+    #[arg(long, env = "GRAPHTAPE_HEADER_TIMEOUT", default_value_t = 30.0)]
+    pub header_timeout: f64,
+
+    /// Seconds to wait for the next piece of a request body; then 408 and recorded.
+    #[arg(long, env = "GRAPHTAPE_BODY_TIMEOUT", default_value_t = 30.0)]
+    pub body_timeout: f64,
+
+    /// Seconds a keep-alive connection may sit with no request before it is closed.
+    #[arg(long, env = "GRAPHTAPE_IDLE_TIMEOUT", default_value_t = 75.0)]
+    pub idle_timeout: f64,
+
+    /// Connections served at once per listener; more wait to be accepted.
+    #[arg(long, env = "GRAPHTAPE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Seconds a stop waits for in-flight exchanges before cutting them short
+    /// (recorded with what arrived). A second SIGINT/SIGTERM cuts at once.
+    #[arg(long, env = "GRAPHTAPE_DRAIN_TIMEOUT", default_value_t = 30.0)]
+    pub drain_timeout: f64,
+
+    /// Worker threads of the async runtime (default: one per CPU core).
+    #[arg(long, env = "GRAPHTAPE_THREADS")]
+    pub threads: Option<usize>,
 }
 
 /// Where a listener's TLS certificate comes from; none of them means plain HTTP.

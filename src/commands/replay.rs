@@ -27,7 +27,7 @@ use crate::replay::progress::{clear as clear_progress, show as show_progress, Pr
 use crate::replay::report::Divergence;
 use crate::replay::scheduler::{deliver_all, Delivery, Pace};
 use crate::replay::substitute::default_learn_keys;
-use crate::server::{bind, listen_url, serve, stop_signal};
+use crate::server::{bind, listen_url, runtime, serve_with, stop_signal, Drain};
 use crate::store::{self, Access};
 use crate::tls::{self, CertSource};
 
@@ -181,10 +181,9 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         retry: false,
     };
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let limits = super::record::listener_limits(&args.listener)?;
+    let drain_timeout = seconds("--drain-timeout", args.listener.drain_timeout, false)?;
+    let runtime = runtime(args.listener.threads).context("starting the async runtime")?;
     let engine = replay.clone();
     let record_name = record_as.clone();
     let ran = runtime.block_on(async move {
@@ -202,9 +201,11 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
                 }
                 writeln!(out, "listening api={self_url}")?;
                 let engine = engine.clone();
-                Some(tokio::spawn(serve(
+                Some(tokio::spawn(serve_with(
                     tokio::net::TcpListener::from_std(l)?,
                     server_tls,
+                    limits,
+                    Drain::new(drain_timeout),
                     move |req| engine.clone().handle(req),
                     async move {
                         let mut rx = stop_rx;
