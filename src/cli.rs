@@ -34,7 +34,8 @@ pub struct Cli {
 pub enum Command {
     /// Proxy the bot's Graph API calls and Graph's notifications, recording every exchange.
     Record(Box<RecordArgs>),
-    /// List the sessions in the database.
+    /// List the sessions in the database, by start time (`sessions delete NAME...`
+    /// removes some).
     Sessions(SessionsArgs),
     /// Write a session as a recording file (graphtape/1 JSON), whole or cut to some calls.
     Export(Box<ExportArgs>),
@@ -207,8 +208,17 @@ pub struct ReplayArgs {
     pub signing_key: Option<PathBuf>,
 
     /// Name of the session that records this replay (default: <session>-replay-N).
-    #[arg(long, env = "GRAPHTAPE_RECORD_AS")]
+    #[arg(long, env = "GRAPHTAPE_RECORD_AS", conflicts_with = "no_record")]
     pub record_as: Option<String>,
+
+    /// Keep no replay session: the replay is recorded in a temporary database, removed
+    /// at the end (the report is the same). --db is then only read.
+    #[arg(long, env = "GRAPHTAPE_NO_RECORD")]
+    pub no_record: bool,
+
+    /// Whether --db was given (set from the command line, not a flag).
+    #[arg(skip)]
+    pub db_given: bool,
 
     /// Deliver notifications only, on the recorded clock (the bot's API calls do not go
     /// through graphtape).

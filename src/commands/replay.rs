@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::certs::{beside, cert_source};
+use super::replay_db::ReplayDb;
 use super::source::{check_call, load};
 use crate::cli::ReplayArgs;
 use crate::clock::SessionClock;
@@ -23,6 +24,7 @@ use crate::replay::auth::{AuthMode, CallbackAuth, Signer};
 use crate::replay::engine::{Replay, Settings};
 use crate::replay::matcher::MatchRules;
 use crate::replay::plan::{plan, PlanOptions};
+use crate::replay::progress::{clear as clear_progress, show as show_progress, Progress};
 use crate::replay::report::{Divergence, Report};
 use crate::replay::scheduler::{deliver_all, Delivery, Pace};
 use crate::replay::substitute::default_learn_keys;
@@ -47,6 +49,9 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     if args.junit.as_deref() == Some(Path::new("-")) {
         bail!("--junit -: give a file name (standard output is for --report -)");
     }
+    if let Some(warning) = bot.appended_path_warning("--bot-url") {
+        tracing::warn!("{warning}");
+    }
     if !(args.speed.is_finite() && args.speed > 0.0) {
         bail!(
             "--speed {}: give a positive factor (1 = recorded timing)",
@@ -65,6 +70,12 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let calls: Vec<String> = args.calls.iter().filter_map(|c| normalize_id(c)).collect();
 
     let source = load(db, &args.source)?;
+    let source_is_file = Path::new(&args.source).is_file();
+    let target = ReplayDb::choose(db, args.db_given, source_is_file, args.no_record)?;
+    // Files graphtape makes for the replay go beside the database the user named, or
+    // the temporary one: never silently into the working directory.
+    let files_kept = args.db_given || !source_is_file;
+    let files_beside = if files_kept { db } else { target.path() };
     let source_name = source.info.name.clone();
     for given in &args.calls {
         check_call(&source, given)?;
@@ -81,16 +92,16 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         AuthMode::None => CallbackAuth::None,
         AuthMode::Token(t) => CallbackAuth::Token(t),
         AuthMode::Sign => {
-            let path = signing_key_path(db, args.signing_key.as_ref());
+            let path = signing_key_path(files_beside, args.signing_key.as_ref());
             let (signer, generated) = Signer::load_or_create(&path)?;
-            if generated {
-                eprintln!("signing key={}", path.display());
+            if generated && files_kept {
+                eprintln!("graphtape: signing key={} (generated)", path.display());
             }
             CallbackAuth::Sign(Box::new(signer))
         }
     };
 
-    let cert = cert_source(&args.tls, db, &[args.api_listen], None);
+    let cert = cert_source(&args.tls, files_beside, &[args.api_listen], None);
     if cert.is_some() && args.no_graph {
         bail!("--tls-* serve the API listener, which --no-graph does not start");
     }
@@ -107,7 +118,7 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
     };
 
-    let conn = store::open(db, Access::Create)?;
+    let conn = store::open(target.path(), Access::Create)?;
     let record_as = match &args.record_as {
         Some(name) => name.clone(),
         None => replay_name(&conn, &source.info.name),
@@ -124,8 +135,13 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         "no_graph": args.no_graph,
     });
     // Held until the session is closed: `sessions delete` refuses a live session.
-    let (session_id, live) =
-        store::create_live_session(&conn, db, &record_as, clock.wall_start_us(), &config)?;
+    let (session_id, live) = store::create_live_session(
+        &conn,
+        target.path(),
+        &record_as,
+        clock.wall_start_us(),
+        &config,
+    )?;
     let redactor = Redactor::new(&store::redaction_key(&conn)?);
     let (recorder, writer) = store::spawn_writer(conn, session_id, redactor, 16 << 20);
 
@@ -150,6 +166,14 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         self_url: self_url.clone(),
         request_order: true,
     };
+    let end_recorded_us = source
+        .exchanges
+        .iter()
+        .map(|e| e.timing.request_start_us)
+        .max()
+        .unwrap_or(0);
+    let progress = Progress::new(notifications_recorded, pace, end_recorded_us);
+    let terminal = std::io::stderr().is_terminal();
     let replay = Arc::new(Replay::new(
         plan,
         Arc::new(source.exchanges),
@@ -161,7 +185,7 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         bot: bot.clone(),
         forwarder: Forwarder::new(tls::client_config(None)?, bot_timeout),
         pace,
-        progress: std::io::stderr().is_terminal(),
+        progress: Some(progress.clone()),
         retry: false,
     };
 
@@ -221,6 +245,8 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
             ready = wait_for_bot(&bot, wait) => ready?,
             _ = stopped.wait_for(|s| *s) => {}
         }
+        // Elapsed time, the recorded clock and the next gap, while the replay runs.
+        let ticker = tokio::spawn(show_progress(progress, terminal));
         if !*interrupted.borrow() {
             deliver_all(engine.clone(), delivery, tokio::time::Instant::now(), interrupted.clone()).await;
         }
@@ -228,6 +254,8 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
             () = finish_requests(&engine, wait, settle) => {}
             _ = stopped.wait_for(|s| *s) => {}
         }
+        ticker.abort();
+        clear_progress(terminal);
         if *interrupted.borrow() {
             engine.diverged(Divergence {
                 kind: "interrupted",
@@ -246,7 +274,13 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     runtime.shutdown_timeout(Duration::from_secs(1));
     let health = writer.finish(clock.now_us());
     drop(live);
+    if ran.is_err() && health.recorded() == 0 {
+        target.discard(&record_as);
+    }
     ran?;
+    if !target.kept() {
+        eprintln!("graphtape: the replay session is not kept (temporary database; --db keeps it)");
+    }
 
     let report = replay.finish(&source_name, &record_as);
     write_report(&report, &args, started.elapsed())?;

@@ -290,9 +290,9 @@ impl Replay {
         self.ids.str_to_live(&path)
     }
 
-    /// Reports a divergence (and logs it as it happens).
+    /// Reports a divergence (logged at debug level as it happens; the report lists it).
     pub fn diverged(&self, d: Divergence) {
-        tracing::warn!(kind = d.kind, message = %d.message, "divergence");
+        tracing::debug!(kind = d.kind, message = %d.message, "divergence");
         self.report(|r| r.diverged(d));
     }
 

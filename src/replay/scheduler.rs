@@ -1,7 +1,6 @@
 //! The notification side of a replay: re-sends the recorded notifications to the bot,
 //! one at a time in recorded order, each released by its cause and the recorded gap.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use tokio::time::Instant;
 use super::auth::{claims_of, CallbackAuth};
 use super::engine::Replay;
 use super::plan::{Anchor, PlannedNotification};
+use super::progress::Progress;
 use super::report::Divergence;
 use crate::config::Upstream;
 use crate::exchange::{
@@ -47,8 +47,8 @@ pub struct Delivery {
     pub bot: Upstream,
     pub forwarder: Forwarder,
     pub pace: Pace,
-    /// Show a live progress line (stderr is a terminal).
-    pub progress: bool,
+    /// Where progress is kept for display, if it is shown.
+    pub progress: Option<Arc<Progress>>,
     /// Deliver again, as Graph does, when the bot answers 5xx or not in time.
     pub retry: bool,
 }
@@ -62,9 +62,11 @@ pub async fn deliver_all(
     start: Instant,
     mut stop: watch::Receiver<bool>,
 ) {
-    let total = replay.plan.notifications.len();
     let mut missing_causes: Vec<usize> = Vec::new();
     for (position, planned) in replay.plan.notifications.iter().enumerate() {
+        if let Some(p) = &delivery.progress {
+            p.waiting_for_cause();
+        }
         let due = tokio::select! {
             due = due_time(&replay, &delivery, planned, start, &mut missing_causes) => due,
             _ = stop.wait_for(|stopped| *stopped) => break,
@@ -74,19 +76,15 @@ pub async fn deliver_all(
             None => undelivered(&replay, position),
         }
         replay.finished(position);
-        if delivery.progress {
-            let call = planned.call.as_deref().unwrap_or("-");
-            eprint!(
-                "\rreplay: {}/{total} notifications, {} requests pending, call {call}   ",
-                position + 1,
-                replay.missing().len()
-            );
-            let _ = std::io::stderr().flush();
+        if let Some(p) = &delivery.progress {
+            p.sent(position + 1, recorded_offset(&replay, planned));
         }
     }
-    if delivery.progress && total > 0 {
-        eprintln!();
-    }
+}
+
+/// When the notification happened in the recording.
+fn recorded_offset(replay: &Replay, planned: &PlannedNotification) -> i64 {
+    replay.recorded[planned.index].timing.request_start_us
 }
 
 /// Waits until a notification is due: its cause made (and answered, if it was recorded
@@ -117,6 +115,9 @@ async fn due_time(
     // pace: lateness is the point of it.
     let due =
         anchor + delivery.pace.scale(planned.gap_us) + Duration::from_micros(planned.delay_us);
+    if let Some(p) = &delivery.progress {
+        p.due(due, recorded_offset(replay, planned));
+    }
     sleep_precisely(due).await;
     Some(due)
 }
