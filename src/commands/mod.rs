@@ -4,6 +4,7 @@ mod calls;
 mod certs;
 mod check;
 mod diff;
+mod explore;
 mod export;
 mod import;
 mod output;
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(args) => export::run(&cli.db, &args),
         Command::Import(args) => import::run(&cli.db, &args),
         Command::Replay(args) => replay::run(&cli.db, *args),
+        Command::Explore(args) => explore::run(&cli.db, *args),
         Command::Diff(args) => diff::run(&cli.db, &args),
         Command::Calls(args) => calls::run(&cli.db, &args),
         Command::Show(args) => show::run(&cli.db, &args),

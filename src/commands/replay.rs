@@ -13,6 +13,9 @@ use tokio_rustls::TlsAcceptor;
 use super::certs::{beside, cert_source};
 use super::source::{check_call, load};
 use crate::cli::ReplayArgs;
+use crate::explore::file::{events_sha256, RecordingId, ScheduleFile};
+use crate::explore::rules::Rules;
+use crate::replay::ids::IdMap;
 use crate::clock::SessionClock;
 use crate::config::{seconds, Upstream};
 use crate::graph::normalize_id;
@@ -41,23 +44,46 @@ fn signing_key_path(db: &Path, given: Option<&PathBuf>) -> PathBuf {
         .unwrap_or_else(|| beside(db, "signing-key.pem"))
 }
 
+/// The pace the flags ask for; `fast_by_default` when neither --speed nor --fast is
+/// given (explore).
+pub(super) fn pace(args: &ReplayArgs, fast_by_default: bool) -> anyhow::Result<Pace> {
+    if let Some(speed) = args.speed {
+        if !(speed.is_finite() && speed > 0.0) {
+            bail!("--speed {speed}: give a positive factor (1 = recorded timing)");
+        }
+    }
+    Ok(match (args.fast, args.speed) {
+        (true, _) => Pace::Fast,
+        (false, Some(speed)) => Pace::Speed(speed),
+        (false, None) if fast_by_default => Pace::Fast,
+        (false, None) => Pace::Speed(1.0),
+    })
+}
+
+/// The callback authentication the flags ask for (a signing key is loaded, or
+/// generated and kept beside the database).
+pub(super) fn callback_auth(db: &Path, args: &ReplayArgs) -> anyhow::Result<CallbackAuth> {
+    Ok(match AuthMode::parse(&args.callback_auth)? {
+        AuthMode::None => CallbackAuth::None,
+        AuthMode::Token(t) => CallbackAuth::Token(t),
+        AuthMode::Sign => {
+            let path = signing_key_path(db, args.signing_key.as_ref());
+            let (signer, generated) = Signer::load_or_create(&path)?;
+            if generated {
+                println!("signing key={}", path.display());
+            }
+            CallbackAuth::Sign(Box::new(signer))
+        }
+    })
+}
+
 pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let bot = Upstream::parse_flag("--bot-url", &args.bot_url)?;
-    if !(args.speed.is_finite() && args.speed > 0.0) {
-        bail!(
-            "--speed {}: give a positive factor (1 = recorded timing)",
-            args.speed
-        );
-    }
-    let pace = if args.fast {
-        Pace::Fast
-    } else {
-        Pace::Speed(args.speed)
-    };
+    let pace = pace(&args, false)?;
     let wait = seconds("--wait", args.wait, false)?;
-    let settle = seconds("--settle", args.settle, false)?;
+    let settle = seconds("--settle", args.settle.unwrap_or(0.5), false)?;
     let bot_timeout = seconds("--bot-timeout", args.bot_timeout, true)?;
-    let mode = AuthMode::parse(&args.callback_auth)?;
+    AuthMode::parse(&args.callback_auth)?;
     let calls: Vec<String> = args.calls.iter().filter_map(|c| normalize_id(c)).collect();
 
     let source = load(db, &args.source)?;
@@ -72,19 +98,26 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
             no_graph: args.no_graph,
         },
     );
-
-    let auth = match mode {
-        AuthMode::None => CallbackAuth::None,
-        AuthMode::Token(t) => CallbackAuth::Token(t),
-        AuthMode::Sign => {
-            let path = signing_key_path(db, args.signing_key.as_ref());
-            let (signer, generated) = Signer::load_or_create(&path)?;
-            if generated {
-                println!("signing key={}", path.display());
-            }
-            CallbackAuth::Sign(Box::new(signer))
+    // With --schedule: that order, those perturbations and ids, checked to be for
+    // this recording.
+    let schedule = match &args.schedule {
+        Some(path) => {
+            let recording = RecordingId {
+                session: source.info.name.clone(),
+                events_sha256: events_sha256(&source.exchanges),
+            };
+            let file = ScheduleFile::load(path, &recording)?;
+            let steps = file.steps(&Rules::new(&plan, &source.exchanges), path)?;
+            Some((file, steps))
         }
+        None => None,
     };
+    let (plan, ids, retry) = match &schedule {
+        Some((file, steps)) => (plan.scheduled(steps), file.id_map(), file.retry),
+        None => (plan, IdMap::default(), false),
+    };
+
+    let auth = callback_auth(db, &args)?;
 
     let cert = cert_source(&args.tls, db, &[args.api_listen], None);
     if cert.is_some() && args.no_graph {
@@ -114,7 +147,8 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         "replay_of": source.info.name,
         "bot_url": bot.to_string(),
         "api_listen": api_addr.map(|a| a.to_string()),
-        "speed": if args.fast { serde_json::Value::from("fast") } else { args.speed.into() },
+        "speed": match pace { Pace::Fast => serde_json::Value::from("fast"), Pace::Speed(s) => s.into() },
+        "schedule": args.schedule.as_ref().map(|p| p.display().to_string()),
         "calls": args.calls,
         "callback_auth": args.callback_auth.split(':').next(),
         "no_graph": args.no_graph,
@@ -138,7 +172,8 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         wait,
         auth,
         self_url: self_url.clone(),
-        request_order: true,
+        // A schedule from explore is judged as explore judged it.
+        request_order: schedule.is_none(),
     };
     let replay = Arc::new(Replay::new(
         plan,
@@ -146,13 +181,14 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         Arc::new(settings),
         clock.clone(),
         Some(recorder),
-    ));
+    )
+    .with_ids(ids));
     let delivery = Delivery {
         bot: bot.clone(),
         forwarder: Forwarder::new(tls::client_config(None)?, bot_timeout),
         pace,
         progress: std::io::stderr().is_terminal(),
-        retry: false,
+        retry,
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -252,7 +288,7 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
 
 /// Waits until the bot accepts connections, so the first notification does not race
 /// the bot's start-up.
-async fn wait_for_bot(bot: &Upstream, wait: Duration) -> anyhow::Result<()> {
+pub(super) async fn wait_for_bot(bot: &Upstream, wait: Duration) -> anyhow::Result<()> {
     let authority = bot.authority.clone();
     let addr = if authority.contains(':') {
         authority
@@ -275,7 +311,7 @@ async fn wait_for_bot(bot: &Upstream, wait: Duration) -> anyhow::Result<()> {
 
 /// After the last notification: wait (up to --wait of silence) for recorded requests
 /// the bot has not made yet, then for --settle of silence to catch extra ones.
-async fn finish_requests(replay: &Replay, wait: Duration, settle: Duration) {
+pub(super) async fn finish_requests(replay: &Replay, wait: Duration, settle: Duration) {
     let mut activity = replay.activity();
     while !replay.missing().is_empty() {
         if tokio::time::timeout(wait, activity.changed())
