@@ -2,6 +2,8 @@
 
 mod bot;
 mod callbacks;
+mod explore;
+mod explore_bot;
 mod flows;
 mod graph_sim;
 mod record;
