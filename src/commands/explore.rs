@@ -38,7 +38,7 @@ use crate::replay::ids::{recorded_ids, IdMap};
 use crate::replay::matcher::MatchRules;
 use crate::replay::plan::{plan, Plan, PlanOptions, Step};
 use crate::replay::report::{Divergence, Report};
-use crate::replay::scheduler::{deliver_all, Delivery as Sending, Pace};
+use crate::replay::scheduler::{deliver_all, Delivery as Sending, Pace, RESPONSE_GRACE};
 use crate::replay::substitute::default_learn_keys;
 use crate::server::{bind, listen_url, serve, stop_signal};
 use crate::tls;
@@ -150,6 +150,10 @@ impl Explorer {
                 pace: self.pace,
                 progress: false,
                 retry: self.retry,
+                response_grace: match self.pace {
+                    Pace::Fast => RESPONSE_GRACE,
+                    Pace::Speed(_) => Duration::ZERO,
+                },
             };
             deliver_all(
                 replay.clone(),
@@ -187,7 +191,12 @@ impl Explorer {
         }
     }
 
-    fn command(&self, cmd: &str, label: &str, log: &Path) -> anyhow::Result<tokio::process::Command> {
+    fn command(
+        &self,
+        cmd: &str,
+        label: &str,
+        log: &Path,
+    ) -> anyhow::Result<tokio::process::Command> {
         let expanded = cmd
             .replace("{api_url}", &self.api_url)
             .replace("{api_listen}", &self.api_listen)
@@ -264,7 +273,10 @@ async fn stop_bot(mut child: tokio::process::Child) -> Option<String> {
         // memory-safety preconditions.
         unsafe { libc::kill(group, libc::SIGTERM) };
     }
-    if tokio::time::timeout(BOT_STOP_GRACE, child.wait()).await.is_err() {
+    if tokio::time::timeout(BOT_STOP_GRACE, child.wait())
+        .await
+        .is_err()
+    {
         if let Some(group) = group {
             // SAFETY: as above.
             unsafe { libc::kill(group, libc::SIGKILL) };
@@ -392,6 +404,7 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
         auth,
         self_url: api_url.clone(),
         request_order: false,
+        log_divergences: false,
     });
     let recorded = Arc::new(source.exchanges);
     let recorded_for_ids = recorded.clone();
@@ -477,7 +490,7 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let mut coverage = Coverage::new(&ex.rules, &points);
     let mut distinct: HashSet<Vec<Delivery>> = HashSet::new();
-    let mut failing: HashSet<Vec<Delivery>> = HashSet::new();
+    let mut failing: HashMap<Vec<Delivery>, Vec<Delivery>> = HashMap::new();
     let mut groups: HashMap<Vec<Delivery>, FailureReport> = HashMap::new();
     let mut group_order: Vec<Vec<Delivery>> = Vec::new();
     let mut results = Vec::new();
@@ -552,18 +565,22 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
         if outcome.passed || *stop.borrow() {
             continue;
         }
-        if !failing.insert(schedule.clone()) {
-            // This very schedule failed before: same group, no new shrinking.
-            if let Some(g) = groups.values_mut().find(|g| g.perturbations == described) {
-                g.also_runs.push(run);
-            }
-            continue;
-        }
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let full_path = dir.join(format!("run-{run}.json"));
-        let full = ScheduleFile::new(origin(run, false), &ex.rules, &applied, &schedule, &outcome.ids);
+        let full = ScheduleFile::new(
+            origin(run, false),
+            &ex.rules,
+            &applied,
+            &schedule,
+            &outcome.ids,
+        );
         std::fs::write(&full_path, full.to_bytes())
             .with_context(|| format!("writing {}", full_path.display()))?;
+        if let Some(group) = failing.get(&schedule).and_then(|key| groups.get_mut(key)) {
+            // This very schedule failed before: same group, no new shrinking.
+            group.also_runs.push(run);
+            continue;
+        }
 
         // Shrink: ddmin over the applied points, each candidate a real re-run.
         let mut salt = 0;
@@ -604,6 +621,7 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
             Some((used, sched, o)) if used == apply(&ex.rules, &min_points).1 => (used, sched, o),
             _ => (applied.clone(), schedule.clone(), outcome),
         };
+        failing.insert(schedule.clone(), min_schedule.clone());
         if let Some(g) = groups.get_mut(&min_schedule) {
             g.also_runs.push(run);
             continue;
@@ -732,7 +750,11 @@ fn render(report: &ExploreReport, interrupted: bool) -> String {
         report.distinct_schedules,
         if report.total_exact { "" } else { "~" },
         report.total_schedules,
-        if report.total_exact { "" } else { " (estimate)" }
+        if report.total_exact {
+            ""
+        } else {
+            " (estimate)"
+        }
     ));
     out.push_str(&format!(
         "pairs covered: {} of {}\n",
@@ -743,7 +765,10 @@ fn render(report: &ExploreReport, interrupted: bool) -> String {
         out.push('\n');
         if !f.also_runs.is_empty() {
             let runs: Vec<String> = f.also_runs.iter().map(u64::to_string).collect();
-            out.push_str(&format!("  also runs {} (same minimal schedule)\n", runs.join(", ")));
+            out.push_str(&format!(
+                "  also runs {} (same minimal schedule)\n",
+                runs.join(", ")
+            ));
         }
         if let Some(log) = &f.log {
             out.push_str(&format!("  log: {}\n", log.display()));

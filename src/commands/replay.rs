@@ -13,20 +13,20 @@ use tokio_rustls::TlsAcceptor;
 use super::certs::{beside, cert_source};
 use super::source::{check_call, load};
 use crate::cli::ReplayArgs;
-use crate::explore::file::{events_sha256, RecordingId, ScheduleFile};
-use crate::explore::rules::Rules;
-use crate::replay::ids::IdMap;
 use crate::clock::SessionClock;
 use crate::config::{seconds, Upstream};
+use crate::explore::file::{events_sha256, RecordingId, ScheduleFile};
+use crate::explore::rules::Rules;
 use crate::graph::normalize_id;
 use crate::proxy::Forwarder;
 use crate::redact::Redactor;
 use crate::replay::auth::{AuthMode, CallbackAuth, Signer};
 use crate::replay::engine::{Replay, Settings};
+use crate::replay::ids::IdMap;
 use crate::replay::matcher::MatchRules;
 use crate::replay::plan::{plan, PlanOptions};
 use crate::replay::report::Divergence;
-use crate::replay::scheduler::{deliver_all, Delivery, Pace};
+use crate::replay::scheduler::{deliver_all, Delivery, Pace, RESPONSE_GRACE};
 use crate::replay::substitute::default_learn_keys;
 use crate::server::{bind, listen_url, serve, stop_signal};
 use crate::store::{self, Access};
@@ -174,21 +174,29 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         self_url: self_url.clone(),
         // A schedule from explore is judged as explore judged it.
         request_order: schedule.is_none(),
+        log_divergences: true,
     };
-    let replay = Arc::new(Replay::new(
-        plan,
-        Arc::new(source.exchanges),
-        Arc::new(settings),
-        clock.clone(),
-        Some(recorder),
-    )
-    .with_ids(ids));
+    let replay = Arc::new(
+        Replay::new(
+            plan,
+            Arc::new(source.exchanges),
+            Arc::new(settings),
+            clock.clone(),
+            Some(recorder),
+        )
+        .with_ids(ids),
+    );
     let delivery = Delivery {
         bot: bot.clone(),
         forwarder: Forwarder::new(tls::client_config(None)?, bot_timeout),
         pace,
         progress: std::io::stderr().is_terminal(),
         retry,
+        // A schedule is delivered as explore delivered it.
+        response_grace: match (&args.schedule, pace) {
+            (Some(_), Pace::Fast) => RESPONSE_GRACE,
+            _ => Duration::ZERO,
+        },
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -74,7 +74,8 @@ impl Setup {
 
     /// `explore SOURCE` with the common flags, schedules in `schedules/`.
     async fn explore(&self, source: &str, bot: &str, extra: &[&str]) -> (Ran, serde_json::Value) {
-        self.explore_into(source, bot, "schedules", extra, &[]).await
+        self.explore_into(source, bot, "schedules", extra, &[])
+            .await
     }
 
     async fn explore_into(
@@ -99,11 +100,12 @@ impl Setup {
             self.path(schedules).to_str().unwrap(),
             "--report",
             report.to_str().unwrap(),
-            "--wait",
-            "2",
         ]
         .map(String::from)
         .to_vec();
+        if !extra.contains(&"--wait") {
+            args.extend(["--wait".to_string(), "2".to_string()]);
+        }
         args.extend(extra.iter().map(|a| a.to_string()));
         let ran = run_graphtape(&args, env).await;
         let report = std::fs::read(&report)
@@ -113,7 +115,12 @@ impl Setup {
     }
 
     /// `replay SOURCE --schedule FILE`.
-    async fn replay_schedule(&self, source: &str, bot: &str, schedule: &Path) -> (Ran, serde_json::Value) {
+    async fn replay_schedule(
+        &self,
+        source: &str,
+        bot: &str,
+        schedule: &Path,
+    ) -> (Ran, serde_json::Value) {
         let report = self.path("replay-report.json");
         let args: Vec<String> = [
             "replay",
@@ -177,7 +184,11 @@ async fn a_strict_state_machine_is_caught_shrunk_and_reproduced() {
     let bot = s.bot(STRICT).await;
     let source = "answer-incoming-voip-call.json";
     let (ran, report) = s
-        .explore(source, &bot.peer.url, &["--runs", "50", "--seed", "7"])
+        .explore(
+            source,
+            &bot.peer.url,
+            &["--runs", "50", "--seed", "7", "--max-delay", "0.05"],
+        )
         .await;
     assert_eq!(ran.code, Some(1), "{}{}", ran.stdout, ran.stderr);
     let failure = &report["failures"][0];
@@ -207,13 +218,23 @@ async fn a_strict_state_machine_is_caught_shrunk_and_reproduced() {
         .collect();
     assert_eq!(order, vec![1, 4, 3, 6]);
     assert!(ran.stdout.contains("explored "), "{}", ran.stdout);
-    assert!(ran.stdout.contains("pairs covered: 1 of 1"), "{}", ran.stdout);
+    assert!(
+        ran.stdout.contains("pairs covered: 1 of 1"),
+        "{}",
+        ran.stdout
+    );
 
     // replay --schedule reproduces it, three times in three, to fresh bots.
     for attempt in 1..=3 {
         let bot = s.bot(STRICT).await;
         let (ran, report) = s.replay_schedule(source, &bot.peer.url, &min).await;
-        assert_eq!(ran.code, Some(1), "attempt {attempt}: {}{}", ran.stdout, ran.stderr);
+        assert_eq!(
+            ran.code,
+            Some(1),
+            "attempt {attempt}: {}{}",
+            ran.stdout,
+            ran.stderr
+        );
         let status: Vec<&serde_json::Value> = report["divergences"]
             .as_array()
             .unwrap()
@@ -223,7 +244,10 @@ async fn a_strict_state_machine_is_caught_shrunk_and_reproduced() {
         assert_eq!(status.len(), 1, "{}", ran.stdout);
         assert_eq!(status[0]["recorded_seq"], 3);
         assert!(
-            status[0]["message"].as_str().unwrap().contains("answered 500"),
+            status[0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("answered 500"),
             "{}",
             ran.stdout
         );
@@ -253,7 +277,7 @@ async fn a_strict_state_machine_is_caught_shrunk_and_reproduced() {
             source,
             &again.peer.url,
             "schedules-again",
-            &["--runs", "50", "--seed", "7"],
+            &["--runs", "50", "--seed", "7", "--max-delay", "0.05"],
             &[],
         )
         .await;
@@ -277,7 +301,16 @@ async fn a_bot_that_looks_for_completions_too_late_is_caught() {
         .explore(
             source,
             &bot.peer.url,
-            &["--runs", "50", "--seed", "3", "--wait", "1", "--max-delay", "0.05"],
+            &[
+                "--runs",
+                "50",
+                "--seed",
+                "9",
+                "--wait",
+                "1",
+                "--max-delay",
+                "0.05",
+            ],
         )
         .await;
     assert_eq!(ran.code, Some(1), "{}{}", ran.stdout, ran.stderr);
@@ -292,14 +325,22 @@ async fn a_bot_that_looks_for_completions_too_late_is_caught() {
     let said = failures[0]["summary"].as_str().unwrap();
     assert!(
         said.contains("the bot never made DELETE")
-            && said.contains("with seq 10 (completed) delivered before the response to seq 8 (POST invite)")
+            && said.contains(
+                "with seq 10 (completed) delivered before the response to seq 8 (POST invite)"
+            )
             && said.contains("minimal: 1 perturbation (10 before the response to 8)"),
         "{said}"
     );
     for attempt in 1..=3 {
         let bot = s.bot(buggy).await;
         let (ran, report) = s.replay_schedule(source, &bot.peer.url, &min).await;
-        assert_eq!(ran.code, Some(1), "attempt {attempt}: {}{}", ran.stdout, ran.stderr);
+        assert_eq!(
+            ran.code,
+            Some(1),
+            "attempt {attempt}: {}{}",
+            ran.stdout,
+            ran.stderr
+        );
         let kinds: Vec<&str> = report["divergences"]
             .as_array()
             .unwrap()
@@ -319,10 +360,23 @@ async fn a_correct_bot_passes_every_strategy() {
             .explore(
                 "answer-incoming-voip-call.json",
                 &bot.peer.url,
-                &["--runs", "200", "--strategy", strategy, "--max-delay", "0.02"],
+                &[
+                    "--runs",
+                    "200",
+                    "--strategy",
+                    strategy,
+                    "--max-delay",
+                    "0.02",
+                ],
             )
             .await;
-        assert_eq!(ran.code, Some(0), "{strategy}: {}{}", ran.stdout, ran.stderr);
+        assert_eq!(
+            ran.code,
+            Some(0),
+            "{strategy}: {}{}",
+            ran.stdout,
+            ran.stderr
+        );
         assert_eq!(report["passed"], true);
         let runs = report["runs"].as_u64().unwrap();
         if strategy == "exhaustive" {
@@ -352,7 +406,12 @@ async fn a_correct_bot_passes_every_strategy() {
     let covered = report["pairs_covered"].as_u64().unwrap();
     assert!(covered > 0 && covered <= report["pairs_total"].as_u64().unwrap());
     // Not on a terminal: a line per run.
-    assert_eq!(ran.stdout.matches("\nrun ").count() + 1, 201, "{}", ran.stdout);
+    assert_eq!(
+        ran.stdout.matches("\nrun ").count() + 1,
+        201,
+        "{}",
+        ran.stdout
+    );
 }
 
 #[tokio::test]
@@ -424,7 +483,10 @@ async fn bot_cmd_starts_a_fresh_bot_per_run_and_its_exit_status_counts() {
     for r in report["run_results"].as_array().unwrap() {
         let log = std::fs::read_to_string(r["log"].as_str().unwrap()).unwrap();
         assert!(
-            log.contains(&format!("bot for run {}, Graph at http://127.0.0.1:{}", r["run"], s.port)),
+            log.contains(&format!(
+                "bot for run {}, Graph at http://127.0.0.1:{}",
+                r["run"], s.port
+            )),
             "{log}"
         );
     }

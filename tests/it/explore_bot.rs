@@ -53,7 +53,8 @@ struct State {
     states: HashMap<String, Vec<String>>,
     answered: HashSet<String>,
     hung_up: HashSet<String>,
-    joined: bool,
+    /// Incoming calls a meeting was joined for.
+    joined_for: HashSet<String>,
     invited: HashSet<String>,
     completed: HashSet<String>,
     /// Operation → the call to hang up when it completes.
@@ -175,8 +176,7 @@ impl Ctx {
                             }
                         }
                         Plot::Invite if incoming => {
-                            if !s.joined {
-                                s.joined = true;
+                            if s.joined_for.insert(call.clone()) {
                                 drop(s);
                                 self.join();
                             }
@@ -217,7 +217,12 @@ impl Ctx {
         }
     }
 
-    fn post(&self, method: &'static str, path: String, body: Vec<u8>) -> tokio::task::JoinHandle<Bytes> {
+    fn post(
+        &self,
+        method: &'static str,
+        path: String,
+        body: Vec<u8>,
+    ) -> tokio::task::JoinHandle<Bytes> {
         let url = format!("{}{path}", self.api);
         tokio::spawn(async move {
             let (_, body) = send(
@@ -263,7 +268,10 @@ impl Ctx {
         let replaces = replaces.map(|r| r.to_uppercase());
         let sent = self.post(
             "POST",
-            format!("/v1.0/communications/calls/{}/participants/invite", dashed(call)),
+            format!(
+                "/v1.0/communications/calls/{}/participants/invite",
+                dashed(call)
+            ),
             invite_body("ctx-explore", replaces.as_deref()),
         );
         let ctx = self.clone();
@@ -271,7 +279,11 @@ impl Ctx {
         tokio::spawn(async move {
             let Ok(body) = sent.await else { return };
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            let op = v["id"].as_str().unwrap_or_default().replace('-', "").to_lowercase();
+            let op = v["id"]
+                .as_str()
+                .unwrap_or_default()
+                .replace('-', "")
+                .to_lowercase();
             let mut s = ctx.state.lock().unwrap();
             if !ctx.behaviour.late_completion && s.completed.remove(&op) {
                 drop(s);
