@@ -158,37 +158,25 @@ impl Ctx {
                 status = 500;
             }
             history.push(state.to_string());
-            match state {
-                "incoming" => {
-                    if s.answered.insert(call.clone()) {
-                        s.incoming_ids.push(call.clone());
-                        drop(s);
-                        self.answer(&call);
-                    }
+            let incoming = s.answered.contains(&call);
+            match (state, self.behaviour.plot) {
+                ("incoming", _) if s.answered.insert(call.clone()) => {
+                    s.incoming_ids.push(call.clone());
+                    drop(s);
+                    self.answer(&call);
                 }
-                "established" => {
-                    let incoming = s.answered.contains(&call);
-                    match self.behaviour.plot {
-                        Plot::Hangup | Plot::Join => {
-                            if s.hung_up.insert(call.clone()) {
-                                drop(s);
-                                self.hang_up(&call);
-                            }
-                        }
-                        Plot::Invite if incoming => {
-                            if s.joined_for.insert(call.clone()) {
-                                drop(s);
-                                self.join();
-                            }
-                        }
-                        Plot::Invite => {
-                            if s.invited.insert(call.clone()) {
-                                let replaces = s.incoming_ids.last().cloned();
-                                drop(s);
-                                self.invite(&call, replaces);
-                            }
-                        }
-                    }
+                ("established", Plot::Hangup | Plot::Join) if s.hung_up.insert(call.clone()) => {
+                    drop(s);
+                    self.hang_up(&call);
+                }
+                ("established", Plot::Invite) if incoming && s.joined_for.insert(call.clone()) => {
+                    drop(s);
+                    self.join();
+                }
+                ("established", Plot::Invite) if !incoming && s.invited.insert(call.clone()) => {
+                    let replaces = s.incoming_ids.last().cloned();
+                    drop(s);
+                    self.invite(&call, replaces);
                 }
                 _ => {}
             }
