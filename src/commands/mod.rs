@@ -5,6 +5,7 @@ mod certs;
 mod check;
 mod demo;
 mod diff;
+mod explore;
 mod export;
 mod import;
 mod output;
@@ -51,6 +52,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             args.db_given = cli.db_given;
             replay::run(&cli.db, *args)
         }
+        Command::Explore(args) => explore::run(&cli.db, *args),
         Command::Diff(args) => diff::run(&cli.db, &args),
         Command::Calls(args) => calls::run(&cli.db, &args),
         Command::Show(args) => show::run(&cli.db, &args),

@@ -16,17 +16,20 @@ use super::source::{check_call, load};
 use crate::cli::ReplayArgs;
 use crate::clock::SessionClock;
 use crate::config::{seconds, Upstream};
+use crate::explore::file::{events_sha256, RecordingId, ScheduleFile};
+use crate::explore::rules::Rules;
 use crate::graph::normalize_id;
 use crate::junit;
 use crate::proxy::Forwarder;
 use crate::redact::Redactor;
 use crate::replay::auth::{AuthMode, CallbackAuth, Signer};
 use crate::replay::engine::{Replay, Settings};
+use crate::replay::ids::IdMap;
 use crate::replay::matcher::MatchRules;
 use crate::replay::plan::{plan, PlanOptions};
 use crate::replay::progress::{clear as clear_progress, show as show_progress, Progress};
 use crate::replay::report::{Divergence, Report};
-use crate::replay::scheduler::{deliver_all, Delivery, Pace};
+use crate::replay::scheduler::{deliver_all, Delivery, Pace, RESPONSE_GRACE};
 use crate::replay::substitute::default_learn_keys;
 use crate::server::{bind, listen_url, runtime, serve_with, stop_signal, Drain};
 use crate::store::{self, Access};
@@ -44,6 +47,43 @@ fn signing_key_path(db: &Path, given: Option<&PathBuf>) -> PathBuf {
         .unwrap_or_else(|| beside(db, "signing-key.pem"))
 }
 
+/// The pace the flags ask for; `fast_by_default` when neither --speed nor --fast is
+/// given (explore).
+pub(super) fn pace(args: &ReplayArgs, fast_by_default: bool) -> anyhow::Result<Pace> {
+    if let Some(speed) = args.speed {
+        if !(speed.is_finite() && speed > 0.0) {
+            bail!("--speed {speed}: give a positive factor (1 = recorded timing)");
+        }
+    }
+    Ok(match (args.fast, args.speed) {
+        (true, _) => Pace::Fast,
+        (false, Some(speed)) => Pace::Speed(speed),
+        (false, None) if fast_by_default => Pace::Fast,
+        (false, None) => Pace::Speed(1.0),
+    })
+}
+
+/// The callback authentication the flags ask for (a signing key is loaded, or
+/// generated and kept beside the database).
+pub(super) fn callback_auth(
+    db: &Path,
+    args: &ReplayArgs,
+    announce: bool,
+) -> anyhow::Result<CallbackAuth> {
+    Ok(match AuthMode::parse(&args.callback_auth)? {
+        AuthMode::None => CallbackAuth::None,
+        AuthMode::Token(t) => CallbackAuth::Token(t),
+        AuthMode::Sign => {
+            let path = signing_key_path(db, args.signing_key.as_ref());
+            let (signer, generated) = Signer::load_or_create(&path)?;
+            if generated && announce {
+                eprintln!("graphtape: signing key={} (generated)", path.display());
+            }
+            CallbackAuth::Sign(Box::new(signer))
+        }
+    })
+}
+
 pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let bot = Upstream::parse_flag("--bot-url", &args.bot_url)?;
     if args.junit.as_deref() == Some(Path::new("-")) {
@@ -52,21 +92,11 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     if let Some(warning) = bot.appended_path_warning("--bot-url") {
         tracing::warn!("{warning}");
     }
-    if !(args.speed.is_finite() && args.speed > 0.0) {
-        bail!(
-            "--speed {}: give a positive factor (1 = recorded timing)",
-            args.speed
-        );
-    }
-    let pace = if args.fast {
-        Pace::Fast
-    } else {
-        Pace::Speed(args.speed)
-    };
+    let pace = pace(&args, false)?;
     let wait = seconds("--wait", args.wait, false)?;
-    let settle = seconds("--settle", args.settle, false)?;
+    let settle = seconds("--settle", args.settle.unwrap_or(0.5), false)?;
     let bot_timeout = seconds("--bot-timeout", args.bot_timeout, true)?;
-    let mode = AuthMode::parse(&args.callback_auth)?;
+    AuthMode::parse(&args.callback_auth)?;
     let calls: Vec<String> = args.calls.iter().filter_map(|c| normalize_id(c)).collect();
 
     let source = load(db, &args.source)?;
@@ -87,19 +117,26 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
             no_graph: args.no_graph,
         },
     );
-
-    let auth = match mode {
-        AuthMode::None => CallbackAuth::None,
-        AuthMode::Token(t) => CallbackAuth::Token(t),
-        AuthMode::Sign => {
-            let path = signing_key_path(files_beside, args.signing_key.as_ref());
-            let (signer, generated) = Signer::load_or_create(&path)?;
-            if generated && files_kept {
-                eprintln!("graphtape: signing key={} (generated)", path.display());
-            }
-            CallbackAuth::Sign(Box::new(signer))
+    // With --schedule: that order, those perturbations and ids, checked to be for
+    // this recording.
+    let schedule = match &args.schedule {
+        Some(path) => {
+            let recording = RecordingId {
+                session: source.info.name.clone(),
+                events_sha256: events_sha256(&source.exchanges),
+            };
+            let file = ScheduleFile::load(path, &recording)?;
+            let steps = file.steps(&Rules::new(&plan, &source.exchanges), path)?;
+            Some((file, steps))
         }
+        None => None,
     };
+    let (plan, ids, retry) = match &schedule {
+        Some((file, steps)) => (plan.scheduled(steps), file.id_map(), file.retry),
+        None => (plan, IdMap::default(), false),
+    };
+
+    let auth = callback_auth(files_beside, &args, files_kept)?;
 
     let cert = cert_source(&args.tls, files_beside, &[args.api_listen], None);
     if cert.is_some() && args.no_graph {
@@ -129,7 +166,8 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         "replay_of": source.info.name,
         "bot_url": bot.to_string(),
         "api_listen": api_addr.map(|a| a.to_string()),
-        "speed": if args.fast { serde_json::Value::from("fast") } else { args.speed.into() },
+        "speed": match pace { Pace::Fast => serde_json::Value::from("fast"), Pace::Speed(s) => s.into() },
+        "schedule": args.schedule.as_ref().map(|p| p.display().to_string()),
         "calls": args.calls,
         "callback_auth": args.callback_auth.split(':').next(),
         "no_graph": args.no_graph,
@@ -164,7 +202,9 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         wait,
         auth,
         self_url: self_url.clone(),
-        request_order: true,
+        // A schedule from explore is judged as explore judged it.
+        request_order: schedule.is_none(),
+        log_divergences: true,
     };
     let end_recorded_us = source
         .exchanges
@@ -174,19 +214,27 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or(0);
     let progress = Progress::new(notifications_recorded, pace, end_recorded_us);
     let terminal = std::io::stderr().is_terminal();
-    let replay = Arc::new(Replay::new(
-        plan,
-        Arc::new(source.exchanges),
-        Arc::new(settings),
-        clock.clone(),
-        Some(recorder),
-    ));
+    let replay = Arc::new(
+        Replay::new(
+            plan,
+            Arc::new(source.exchanges),
+            Arc::new(settings),
+            clock.clone(),
+            Some(recorder),
+        )
+        .with_ids(ids),
+    );
     let delivery = Delivery {
         bot: bot.clone(),
         forwarder: Forwarder::new(tls::client_config(None)?, bot_timeout),
         pace,
         progress: Some(progress.clone()),
-        retry: false,
+        retry,
+        // A schedule is delivered as explore delivered it.
+        response_grace: match (&args.schedule, pace) {
+            (Some(_), Pace::Fast) => RESPONSE_GRACE,
+            _ => Duration::ZERO,
+        },
     };
 
     let limits = super::record::listener_limits(&args.listener)?;
@@ -300,7 +348,7 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
 
 /// Waits until the bot accepts connections, so the first notification does not race
 /// the bot's start-up.
-async fn wait_for_bot(bot: &Upstream, wait: Duration) -> anyhow::Result<()> {
+pub(super) async fn wait_for_bot(bot: &Upstream, wait: Duration) -> anyhow::Result<()> {
     let authority = bot.authority.clone();
     let addr = if authority.contains(':') {
         authority
@@ -323,7 +371,7 @@ async fn wait_for_bot(bot: &Upstream, wait: Duration) -> anyhow::Result<()> {
 
 /// After the last notification: wait (up to --wait of silence) for recorded requests
 /// the bot has not made yet, then for --settle of silence to catch extra ones.
-async fn finish_requests(replay: &Replay, wait: Duration, settle: Duration) {
+pub(super) async fn finish_requests(replay: &Replay, wait: Duration, settle: Duration) {
     let mut activity = replay.activity();
     while !replay.missing().is_empty() {
         if tokio::time::timeout(wait, activity.changed())

@@ -42,6 +42,11 @@ impl Pace {
     }
 }
 
+/// Under `--fast` in explore (and `replay --schedule`), the least time between a
+/// response and a notification recorded after it: a bot needs a moment to read a
+/// response, and Graph's own gaps are tens of milliseconds.
+pub const RESPONSE_GRACE: Duration = Duration::from_millis(10);
+
 /// Where and how notifications are delivered.
 pub struct Delivery {
     pub bot: Upstream,
@@ -51,6 +56,10 @@ pub struct Delivery {
     pub progress: Option<Arc<Progress>>,
     /// Deliver again, as Graph does, when the bot answers 5xx or not in time.
     pub retry: bool,
+    /// Least time between a response and a notification that must come after it:
+    /// under `--fast` the bot could otherwise get the notification before it has read
+    /// the response, an order the recording did not show (explore; zero in replay).
+    pub response_grace: Duration,
 }
 
 /// Delivers every planned notification; returns when all are delivered or given up,
@@ -96,6 +105,7 @@ async fn due_time(
     start: Instant,
     missing_causes: &mut Vec<usize>,
 ) -> Option<Instant> {
+    let mut not_before = None;
     let anchor = match planned.anchor {
         Anchor::Start => start,
         Anchor::Cause(ordinal) if missing_causes.contains(&ordinal) => return None,
@@ -105,8 +115,11 @@ async fn due_time(
                 return None;
             };
             if planned.after_response {
-                // Recorded after its cause's response: do not overtake it.
-                replay.response_sent(ordinal).await;
+                // Recorded after its cause's response: do not overtake it, and leave
+                // the bot the grace to read it.
+                if let Some(sent) = replay.response_sent(ordinal).await {
+                    not_before = Some(sent + delivery.response_grace);
+                }
             }
             arrived
         }
@@ -115,6 +128,7 @@ async fn due_time(
     // pace: lateness is the point of it.
     let due =
         anchor + delivery.pace.scale(planned.gap_us) + Duration::from_micros(planned.delay_us);
+    let due = not_before.map_or(due, |n| due.max(n));
     if let Some(p) = &delivery.progress {
         p.due(due, recorded_offset(replay, planned));
     }
