@@ -382,7 +382,7 @@ fn path_segments(path: &str) -> Vec<String> {
     let mut segments: Vec<String> = path
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(percent_decode)
+        .map(|s| crate::percent::decode_lossy(s, false).into_owned())
         .collect();
     if segments.first().is_some_and(|s| is_version(s)) {
         segments.remove(0);
@@ -399,32 +399,6 @@ fn is_version(segment: &str) -> bool {
         number.starts_with(|c: char| c.is_ascii_digit())
             && number.chars().all(|c| c.is_ascii_digit() || c == '.')
     })
-}
-
-/// Decode `%XX` escapes; malformed escapes are kept literally and invalid
-/// UTF-8 is replaced, because a recorder must cope with whatever it sees.
-fn percent_decode(segment: &str) -> String {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut rest = bytes;
-    while let Some((&first, tail)) = rest.split_first() {
-        if let [b'%', hi, lo, after @ ..] = rest {
-            if let Some((hi, lo)) = hex_value(*hi).zip(hex_value(*lo)) {
-                out.push(hi << 4 | lo);
-                rest = after;
-                continue;
-            }
-        }
-        out.push(first);
-        rest = tail;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    char::from(b)
-        .to_digit(16)
-        .and_then(|d| u8::try_from(d).ok())
 }
 
 /// Append `segment`, re-encoding the characters that would change the

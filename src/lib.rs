@@ -22,6 +22,7 @@ pub mod graph;
 pub mod inspect;
 pub mod jsonscan;
 pub mod logging;
+mod percent;
 pub mod private_file;
 #[cfg(test)]
 mod proptest_support;

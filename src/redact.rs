@@ -507,7 +507,8 @@ pub fn parse_redacted(value: &str) -> Option<RedactedCredential> {
     let mut claims = JwtClaims::default();
     for field in fields {
         let (name, raw) = field.split_once('=')?;
-        let decoded = String::from_utf8(percent_decode(raw.as_bytes())).ok()?;
+        let decoded =
+            String::from_utf8(crate::percent::decode(raw.as_bytes(), false).into_owned()).ok()?;
         match name {
             "iss" => claims.iss = Some(decoded),
             "aud" => claims.aud = Some(decoded),
@@ -561,7 +562,7 @@ fn is_credential_header(lowercase_name: &str) -> bool {
 /// Whether a query or form parameter (raw, possibly percent-encoded name) carries a
 /// credential.
 pub fn is_secret_param(raw_name: &[u8]) -> bool {
-    let name = percent_decode(raw_name);
+    let name = crate::percent::decode(raw_name, false);
     SECRET_PARAMS
         .iter()
         .any(|secret| secret.as_bytes().eq_ignore_ascii_case(&name))
@@ -649,29 +650,6 @@ fn push_percent_encoded(out: &mut String, value: &str) {
             out.push(hex_digit(b).to_ascii_uppercase());
         }
     }
-}
-
-/// Lenient: a `%` not followed by two hex digits is kept as is.
-fn percent_decode(input: &[u8]) -> Vec<u8> {
-    let hex_value = |b: u8| {
-        char::from(b)
-            .to_digit(16)
-            .and_then(|d| u8::try_from(d).ok())
-    };
-    let mut out = Vec::with_capacity(input.len());
-    let mut rest = input;
-    while let Some((&b, tail)) = rest.split_first() {
-        if let (b'%', [hi, lo, after @ ..]) = (b, tail) {
-            if let (Some(hi), Some(lo)) = (hex_value(*hi), hex_value(*lo)) {
-                out.push(hi << 4 | lo);
-                rest = after;
-                continue;
-            }
-        }
-        out.push(b);
-        rest = tail;
-    }
-    out
 }
 
 #[cfg(test)]
