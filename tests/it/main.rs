@@ -1,6 +1,7 @@
 //! Integration tests: graphtape as a real process between real HTTP peers on loopback.
 
 mod bot;
+mod browser;
 mod callbacks;
 mod flows;
 mod graph_sim;
@@ -10,3 +11,4 @@ mod replay;
 mod replayer;
 mod store_files;
 mod util;
+mod views;
