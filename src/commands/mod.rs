@@ -3,12 +3,15 @@
 mod calls;
 mod certs;
 mod check;
+mod demo;
 mod diff;
 mod export;
 mod import;
 mod output;
+mod prune;
 mod record;
 mod replay;
+mod sanitizers;
 mod sessions;
 mod show;
 mod source;
@@ -31,5 +34,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Show(args) => show::run(&cli.db, &args),
         Command::Check(args) => check::run(&cli.db, &args),
         Command::Ui(args) => ui::run(&cli.db, &args),
+        Command::Prune(args) => prune::run(&cli.db, &args),
+        Command::Vacuum => prune::vacuum(&cli.db),
+        Command::Demo => demo::run(&cli.db, cli.db_given),
     }
 }

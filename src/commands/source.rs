@@ -25,14 +25,23 @@ pub fn load(db: &Path, source: &str) -> anyhow::Result<Source> {
             exchanges: loaded.exchanges,
         });
     }
-    if !db.exists() && (source.ends_with(".json") || source.contains('/')) {
+    // A path that names no file is a recording the user expected to find, whatever
+    // database happens to be around (a stray ./graphtape.db must not change the answer).
+    let looks_like_file = source.ends_with(".json") || source.contains('/');
+    if looks_like_file && !db.exists() {
         bail!(
             "{source}: no such recording file (and no database at {} to find a session in)",
             db.display()
         );
     }
     let conn = store::open(db, Access::Existing)?;
-    let info = store::find_session(&conn, source)?;
+    let info = match store::find_session(&conn, source) {
+        Err(store::StoreError::SessionNotFound { .. }) if looks_like_file => bail!(
+            "{source}: no such recording file, and no session of that name in {}",
+            db.display()
+        ),
+        found => found?,
+    };
     let exchanges = store::load_exchanges(&conn, info.id)?;
     Ok(Source { info, exchanges })
 }

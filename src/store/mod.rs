@@ -5,20 +5,24 @@
 //! SQLite, or SQLite written by another program, is refused before anything touches it.
 
 mod exchanges;
+mod live;
 mod open;
 mod prepare;
+mod prune;
 mod routes;
 mod sessions;
 mod writer;
 
 pub use exchanges::{insert_exchange, load_exchanges};
+pub use live::{create_live_session, is_recording, LiveLock};
 pub use open::{open, redaction_key, Access};
 pub use prepare::prepare;
+pub use prune::{delete_sessions, prune, vacuum, PruneRule, Pruned, Removed};
 pub use routes::{insert_route, load_routes};
 pub use sessions::{
     create_session, find_session, list_sessions, unused_name, SessionInfo, SessionSummary,
 };
-pub use writer::{spawn_writer, Recorder, StoreHealth, WriterHandle};
+pub use writer::{spawn_writer, spawn_writer_sanitized, Recorder, StoreHealth, WriterHandle};
 
 use std::path::PathBuf;
 
@@ -57,6 +61,13 @@ pub enum StoreError {
     SessionExists { name: String },
     #[error("no session {name:?} in this database{}", known_sessions(.known))]
     SessionNotFound { name: String, known: Vec<String> },
+    #[error("session {name:?} is being recorded by a running graphtape; stop it first")]
+    Recording { name: String },
+    #[error("the recording lock {path}: {source}")]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]

@@ -2,13 +2,25 @@
 
 mod bot;
 mod browser;
+mod callback_safety;
 mod callbacks;
+mod explain;
+mod fixtures;
 mod flows;
 mod graph_sim;
+mod gzip_bot;
+mod hostile;
+mod limits;
+mod newcomer;
 mod record;
 mod recordings;
 mod replay;
 mod replayer;
+mod resets;
+mod sanitize;
+mod shutdown;
 mod store_files;
+mod streaming;
+mod tidy;
 mod util;
 mod views;
