@@ -56,7 +56,7 @@ impl Browser {
             "--disable-sync",
             "--remote-debugging-port=0",
             "--remote-allow-origins=*",
-            "--window-size=1400,900",
+            "--window-size=1200,720",
             "--proxy-server=127.0.0.1:9",
         ]);
         if network == Network::None {

@@ -1,5 +1,6 @@
 //! Integration tests: graphtape as a real process between real HTTP peers on loopback.
 
+mod big;
 mod bot;
 mod browser;
 mod callback_safety;

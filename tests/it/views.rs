@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use serde_json::Value;
 
+use crate::big::big_recording;
 use crate::browser::{screenshot_path, Browser, Network, Page};
 use crate::util::*;
 
@@ -241,52 +242,7 @@ fn ten_thousand_events_render_only_what_is_on_screen() {
     page.wait_for("document.querySelector('[data-seq=\"10000\"][data-kind=ack]') !== null");
     let drawn = count(&mut page, "[data-kind]");
     assert!(drawn < 200, "{drawn} rows in the DOM after scrolling");
-    println!(
-        "10,000 recorded events (20,000 arrows): model parsed and first screen drawn in {} ms",
-        page.eval("document.body.dataset.loadMs")
-    );
     assert_offline_and_clean(&mut page);
-}
-
-/// A recording of `pairs` invite requests, each followed by its operation's
-/// completion notification: 2 exchanges (recorded events), 4 arrows each.
-pub fn big_recording(dir: &Path, pairs: u64) -> PathBuf {
-    let call = "57dab8b1-894c-409a-b240-bd8beae78896";
-    let mut events = Vec::new();
-    for i in 0..pairs {
-        let t = i as i64 * 2_000;
-        let op = format!("{:032x}", i + 1);
-        events.push(serde_json::json!({
-            "seq": 2 * i + 1, "direction": "api", "wall_start": "2026-11-27T17:04:48.467104Z",
-            "target": format!("https://graph.microsoft.com/v1.0/communications/calls/{call}/participants/invite"),
-            "request": {"start_us": t, "end_us": t + 10, "method": "POST",
-                "path": format!("/v1.0/communications/calls/{call}/participants/invite"), "version": "HTTP/1.1",
-                "headers": [["content-type", "application/json"]],
-                "body": {"json": {"participants": [{"identity": {"user": {"id": "8a34a46b"}}}]}}},
-            "response": {"start_us": t + 900, "end_us": t + 950, "status": 200,
-                "headers": [["content-type", "application/json"],
-                    ["location", format!("https://graph.microsoft.com/v1.0/communications/calls/{call}/operations/{op}")]],
-                "body": {"json": {"id": op, "status": "running"}}}
-        }));
-        events.push(serde_json::json!({
-            "seq": 2 * i + 2, "direction": "callback", "wall_start": "2026-11-27T17:04:48.467104Z",
-            "target": "http://127.0.0.1:3978/api/calls",
-            "request": {"start_us": t + 1_200, "end_us": t + 1_210, "method": "POST", "path": "/api/calls", "version": "HTTP/1.1",
-                "headers": [["content-type", "application/json"]],
-                "body": {"json": {"value": [{"changeType": "deleted",
-                    "resource": format!("/app/calls/{call}/operations/{op}"),
-                    "resourceData": {"@odata.type": "#microsoft.graph.inviteParticipantsOperation", "status": "completed"}}]}}},
-            "response": {"start_us": t + 1_500, "end_us": t + 1_510, "status": 202, "headers": []}
-        }));
-    }
-    let doc = serde_json::json!({
-        "format": "graphtape/1",
-        "session": {"name": "big", "started_at": "2026-11-27T17:04:47.742834Z", "ended_us": pairs as i64 * 2_000, "config": {}},
-        "events": events,
-    });
-    let path = dir.join("big.json");
-    std::fs::write(&path, serde_json::to_vec(&doc).unwrap()).unwrap();
-    path
 }
 
 /// The real Mermaid parser (npm `mermaid`), installed into target/ on first use.
@@ -449,4 +405,110 @@ fn ui_shows_new_exchanges_of_a_live_recording_without_reload() {
     assert_eq!(parts.status, 405);
     let stopped = rt.block_on(gt.stop());
     assert!(stopped.status.success(), "{}", stopped.stderr);
+}
+
+/// A replay session whose bot asked for something the recording does not have: the
+/// invite (seq 4) answered `replayUnmatched`, and nothing after it.
+fn import_racy_and_a_diverging_replay(db: &Path, dir: &Path) {
+    let text = std::fs::read(recording("racy-invite.json")).unwrap();
+    let mut doc: Value = serde_json::from_slice(&text).unwrap();
+    doc["session"]["name"] = "racy-replay-1".into();
+    doc["session"]["config"] = serde_json::json!({"replay_of": "racy-invite"});
+    let events = doc["events"].as_array_mut().unwrap();
+    events.truncate(4);
+    let invite = &mut events[3];
+    invite["request"]["path"] = "/v1.0/communications/calls/x/participants/invite".into();
+    invite["response"]["status"] = 404.into();
+    invite["response"]["body"] = serde_json::json!({"json": {"error": {"code": "replayUnmatched", "message": "no recorded request"}}});
+    let replay = dir.join("replay.json");
+    std::fs::write(&replay, serde_json::to_vec(&doc).unwrap()).unwrap();
+    for file in [recording("racy-invite.json"), replay] {
+        let out = graphtape(&[
+            "import",
+            "--db",
+            db.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn replay_divergences_are_marked_and_ui_shows_the_diff() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    import_racy_and_a_diverging_replay(&db, dir.path());
+    let html = dir.path().join("replay.html");
+    export(
+        Path::new("racy-replay-1"),
+        "html",
+        &html,
+        &["--db", db.to_str().unwrap()],
+    );
+    let browser = Browser::start(Network::None);
+    let mut page = open_page(&browser, &html);
+    let marked = page.eval(
+        "[...document.querySelectorAll('[data-divergences]')].map(e => e.dataset.seq + ':' + e.dataset.kind + ':' + e.dataset.divergences)",
+    );
+    assert_eq!(marked, serde_json::json!(["4:request:unmatched"]));
+    let listed = page.eval("document.querySelector('#marks .divergences').innerText");
+    let listed = listed.as_str().unwrap();
+    assert!(
+        listed.contains("✖ missing") && listed.contains("✖ undelivered"),
+        "{listed}"
+    );
+    assert_offline_and_clean(&mut page);
+
+    // The standalone inspector over the same database: sessions, then the diff.
+    let mut ui = std::process::Command::new(env!("CARGO_BIN_EXE_graphtape"))
+        .args([
+            "ui",
+            "--db",
+            db.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(ui.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening ui=http://127.0.0.1:")
+        .map(|port| format!("http://127.0.0.1:{port}"))
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    let browser = Browser::start(Network::Loopback);
+    let mut page = browser.page();
+    page.goto(&format!("{url}/"));
+    let rows = page.eval("[...document.querySelectorAll('#sessions tbody tr')].map(r => r.innerText.split('\\t').slice(0, 1).concat(r.innerText.split('\\t').slice(3, 6)).join(' '))");
+    assert_eq!(
+        rows,
+        serde_json::json!(["racy-invite 1 3 6", "racy-replay-1 2 2 2"])
+    );
+    page.click("tr[data-session='racy-replay-1'] a[href^='/diff']");
+    page.wait_for("document.querySelector('table.diff') !== null");
+    let only_b =
+        page.eval("[...document.querySelectorAll('tr.only-b td.b')].map(t => t.innerText)");
+    assert_eq!(
+        only_b,
+        serde_json::json!(["api POST /communications/calls/x/participants/invite -> 404"])
+    );
+    assert!(count(&mut page, "tr.only-a") >= 4);
+    page.screenshot(&screenshot_path("ui-diff"));
+    page.settle();
+    assert!(page.errors.is_empty(), "page errors: {:?}", page.errors);
+    // SIGTERM stops it cleanly.
+    // SAFETY: kill(2) on the child we spawned and have not reaped.
+    assert_eq!(unsafe { libc::kill(ui.id() as i32, libc::SIGTERM) }, 0);
+    assert!(ui.wait().unwrap().success());
 }
