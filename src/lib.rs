@@ -8,6 +8,7 @@
 //! - [`clock`]: one sequence counter and one monotonic clock per session.
 //! - [`exchange`]: the model of what is recorded.
 //! - [`redact`], [`graph`]: pure logic: what is secret, and Graph's ids and shapes.
+//! - [`sanitize`]: pure: personal and tenant data rules, consistent id replacement.
 //! - [`store`]: SQLite: schema, the writer thread, queries.
 //! - [`codec`], [`recording`]: the `graphtape/1` recording file format.
 //! - [`replay`], [`explore`]: graphtape as Graph for a bot: the recorded order, or
@@ -32,11 +33,15 @@ pub mod inspect;
 pub mod jsonscan;
 pub mod junit;
 pub mod logging;
+pub mod plural;
 pub mod private_file;
+#[cfg(test)]
+mod proptest_support;
 pub mod proxy;
 pub mod recording;
 pub mod redact;
 pub mod replay;
+pub mod sanitize;
 pub mod server;
 pub mod store;
 pub mod tls;

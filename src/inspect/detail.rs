@@ -167,7 +167,10 @@ fn decode_slot(parent: &mut Value, key: &str, headers: &Headers, stored: &Stored
     if slot.contains_key("json") {
         return;
     }
-    let decoded = content_encoding::decode(headers, &stored.bytes);
+    let decoded = content_encoding::decode(
+        crate::exchange::header(headers, "content-encoding"),
+        &stored.bytes,
+    );
     let Some(value) = json(decoded.as_deref().unwrap_or(&stored.bytes)) else {
         return;
     };

@@ -425,7 +425,10 @@ pub(crate) fn exchange_view(ex: &Exchange<StoredBody>) -> ExchangeView {
         .map(|f| {
             changes(
                 &request_content,
-                &crate::content_encoding::content(&ex.request.headers, &f.bytes),
+                &crate::content_encoding::content(
+                    crate::exchange::header(&ex.request.headers, "content-encoding"),
+                    &f.bytes,
+                ),
             )
         })
         .unwrap_or_default();
