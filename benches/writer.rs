@@ -9,9 +9,12 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use graphtape::exchange::{Direction, Exchange, RequestRecord, ResponseRecord, Timing};
+use graphtape::exchange::{
+    Captured, CapturedBody, CapturedRequest, CapturedResponse, Direction, Target, Timing,
+};
 use graphtape::redact::Redactor;
 use graphtape::store::{self, Access, WriterOptions};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 
 /// The same allocator as the graphtape binary.
 #[global_allocator]
@@ -42,18 +45,17 @@ fn main() {
     let key = store::redaction_key(&conn).expect("the redaction key");
     let session = store::create_session(&conn, "bench", 0, &serde_json::json!({}))
         .expect("creating the session");
-    let (recorder, writer) = store::spawn_writer_with(conn, session, Redactor::new(&key), options);
+    let (recorder, writer) =
+        store::spawn_writer_with(conn, session, Redactor::new(&key), options, None);
 
-    let template = exchange();
+    let template = Template::new();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("a runtime");
     let started = Instant::now();
     runtime.block_on(async {
         for seq in 1..=count {
-            let mut ex = template.clone();
-            ex.seq = seq;
-            recorder.record(ex).await;
+            recorder.record(template.exchange(seq)).await;
         }
     });
     drop(recorder);
@@ -93,58 +95,85 @@ fn cpu_seconds() -> f64 {
     secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
-fn header(name: &str, value: &str) -> (String, Vec<u8>) {
-    (name.to_string(), value.as_bytes().to_vec())
+/// What every exchange is made from; building one per record is what the proxy does.
+struct Template {
+    uri: Uri,
+    target: Uri,
+    request_headers: HeaderMap,
+    response_headers: HeaderMap,
+    invite: Bytes,
+    answer: Bytes,
 }
 
-fn exchange() -> Exchange<Bytes> {
-    // Padded with JSON whitespace to the benchmark's sizes.
-    let invite = format!("{INVITE:<510}");
-    let answer = format!("{ANSWER:<291}");
-    assert_eq!(
-        (invite.len(), answer.len()),
-        (510, 291),
-        "the benchmark's shape"
-    );
-    Exchange {
-        seq: 0,
-        direction: Direction::Api,
-        wall_start_us: 1_764_600_000_000_000,
-        timing: Timing {
-            request_start_us: 10,
-            request_end_us: Some(20),
-            response_start_us: Some(300),
-            response_end_us: Some(320),
-        },
-        request: RequestRecord {
-            method: "POST".into(),
-            path: "/v1.0/communications/calls/57dab8b1-894c-409a-b240-bd8beae78896/participants/invite".into(),
-            query: None,
-            version: "HTTP/1.1".into(),
-            headers: vec![
-                header("host", "graph.microsoft.com"),
-                header("content-type", "application/json"),
-                header("content-length", "510"),
-                header("authorization", "Bearer eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL2dyYXBoLm1pY3Jvc29mdC5jb20ifQ.c2lnbmF0dXJl"),
-                header("client-request-id", "0d4f6f8e-6a5e-4a44-9d1c-2f1f5c7b9a11"),
-                header("user-agent", "Microsoft.Graph.Communications/1.2"),
-            ],
-            body: Bytes::from(invite),
-        },
-        target: Some("https://graph.microsoft.com/v1.0/communications/calls/57dab8b1-894c-409a-b240-bd8beae78896/participants/invite".into()),
-        forwarded_body: None,
-        response: Some(ResponseRecord {
-            status: 200,
-            headers: vec![
-                header("content-type", "application/json"),
-                header("content-length", "291"),
-                header("request-id", "a9d1e6b4-0000-4000-8000-000000000001"),
-                header("client-request-id", "0d4f6f8e-6a5e-4a44-9d1c-2f1f5c7b9a11"),
-                header("x-ms-ags-diagnostic", r#"{"ServerInfo":{"DataCenter":"West US"}}"#),
-                header("date", "Mon, 01 Dec 2026 19:00:00 GMT"),
-            ],
-            body: Bytes::from(answer),
-        }),
-        error: None,
+fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(*name, HeaderValue::from_static(value));
+    }
+    map
+}
+
+impl Template {
+    fn new() -> Template {
+        // Padded with JSON whitespace to the benchmark's sizes.
+        let invite = format!("{INVITE:<510}");
+        let answer = format!("{ANSWER:<291}");
+        assert_eq!(
+            (invite.len(), answer.len()),
+            (510, 291),
+            "the benchmark's shape"
+        );
+        let path =
+            "/v1.0/communications/calls/57dab8b1-894c-409a-b240-bd8beae78896/participants/invite";
+        Template {
+            uri: Uri::from_static(path),
+            target: format!("https://graph.microsoft.com{path}").parse().unwrap(),
+            request_headers: headers(&[
+                ("host", "graph.microsoft.com"),
+                ("content-type", "application/json"),
+                ("content-length", "510"),
+                ("authorization", "Bearer eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL2dyYXBoLm1pY3Jvc29mdC5jb20ifQ.c2lnbmF0dXJl"),
+                ("client-request-id", "0d4f6f8e-6a5e-4a44-9d1c-2f1f5c7b9a11"),
+                ("user-agent", "Microsoft.Graph.Communications/1.2"),
+            ]),
+            response_headers: headers(&[
+                ("content-type", "application/json"),
+                ("content-length", "291"),
+                ("request-id", "a9d1e6b4-0000-4000-8000-000000000001"),
+                ("client-request-id", "0d4f6f8e-6a5e-4a44-9d1c-2f1f5c7b9a11"),
+                ("x-ms-ags-diagnostic", r#"{"ServerInfo":{"DataCenter":"West US"}}"#),
+                ("date", "Mon, 01 Dec 2026 19:00:00 GMT"),
+            ]),
+            invite: Bytes::from(invite),
+            answer: Bytes::from(answer),
+        }
+    }
+
+    fn exchange(&self, seq: u64) -> Captured {
+        Captured {
+            seq,
+            direction: Direction::Api,
+            wall_start_us: 1_764_600_000_000_000,
+            timing: Timing {
+                request_start_us: 10,
+                request_end_us: Some(20),
+                response_start_us: Some(300),
+                response_end_us: Some(320),
+            },
+            request: CapturedRequest::new(
+                Method::POST,
+                self.uri.clone(),
+                self.request_headers.clone(),
+                self.invite.clone(),
+            ),
+            target: Some(Target::Uri(self.target.clone())),
+            forwarded_body: None,
+            response: Some(CapturedResponse {
+                status: StatusCode::OK,
+                headers: self.response_headers.clone(),
+                body: CapturedBody::whole(self.answer.clone()),
+            }),
+            error: None,
+        }
     }
 }

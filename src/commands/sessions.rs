@@ -1,33 +1,57 @@
-//! `graphtape sessions`: what the database holds.
+//! `graphtape sessions`: what the database holds; `sessions delete` removes some.
 
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::cli::SessionsArgs;
+use crate::cli::{SessionsAction, SessionsArgs};
 use crate::clock::format_unix_micros;
-use crate::store::{list_sessions, open_read_only, SessionSummary};
+use crate::store::{
+    delete_sessions, is_recording, list_sessions, open, open_read_only, Access, SessionSummary,
+};
+use crate::ui::pages::{duration_us, summary_json};
 
 pub fn run(db: &Path, args: &SessionsArgs) -> anyhow::Result<ExitCode> {
+    if let Some(SessionsAction::Delete(delete)) = &args.action {
+        let conn = open(db, Access::Existing)?;
+        let mut out = std::io::stdout().lock();
+        for removed in delete_sessions(&conn, db, &delete.names)? {
+            writeln!(out, "deleted {}", super::prune::describe(&removed))?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let conn = open_read_only(db)?;
-    let sessions = list_sessions(&conn)?;
+    let mut sessions = list_sessions(&conn)?;
+    // By start time (imports keep their recorded start), then creation.
+    sessions.sort_by_key(|s| (s.info.started_unix_us, s.info.id));
     let mut out = std::io::stdout().lock();
     if args.json {
         for s in &sessions {
-            writeln!(out, "{}", summary_json(s))?;
+            let mut json = summary_json(s);
+            let state = state(db, s);
+            json["state"] = state.into();
+            json["interrupted"] = (state == "interrupted").into();
+            writeln!(out, "{json}")?;
         }
     } else if sessions.is_empty() {
         writeln!(out, "no sessions in {}", db.display())?;
     } else {
+        // The name column is as wide as the longest name, so long names stay aligned.
+        let w = sessions
+            .iter()
+            .map(|s| s.info.name.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(28);
         writeln!(
             out,
-            "{:<28} {:<27} {:>10} {:>6} {:>6} {:>14} {:>10}  STATE",
+            "{:<w$} {:<27} {:>10} {:>6} {:>6} {:>14} {:>10}  STATE",
             "NAME", "STARTED (UTC)", "DURATION", "CALLS", "API", "NOTIFICATIONS", "UNRECORDED"
         )?;
         for s in &sessions {
             writeln!(
                 out,
-                "{:<28} {:<27} {:>10} {:>6} {:>6} {:>14} {:>10}  {}",
+                "{:<w$} {:<27} {:>10} {:>6} {:>6} {:>14} {:>10}  {}",
                 s.info.name,
                 format_unix_micros(s.info.started_unix_us),
                 duration(s),
@@ -35,27 +59,22 @@ pub fn run(db: &Path, args: &SessionsArgs) -> anyhow::Result<ExitCode> {
                 s.api_exchanges,
                 s.notifications,
                 s.info.unrecorded,
-                state(s)
+                state(db, s)
             )?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// `ended`, `recording` (its writer is alive), or `interrupted` (its writer died first:
-/// the duration is up to the last stored event, and a crash may have lost the last few
-/// milliseconds before it).
-fn state(s: &SessionSummary) -> &'static str {
-    match (s.info.ended_us, s.interrupted) {
-        (Some(_), _) => "ended",
-        (None, true) => "interrupted",
-        (None, false) => "recording",
+/// `ended`, `recording` (a running `record` or `replay` holds its lock), or
+/// `interrupted` (its writer died first: the duration is up to the last stored event,
+/// and a crash may have lost what was not yet committed).
+fn state(db: &Path, s: &SessionSummary) -> &'static str {
+    match s.info.ended_us {
+        Some(_) => "ended",
+        None if is_recording(db, &s.info).unwrap_or(false) => "recording",
+        None => "interrupted",
     }
-}
-
-/// The recorded end, else the last event (a session cut short by a crash).
-fn duration_us(s: &SessionSummary) -> Option<i64> {
-    s.info.ended_us.or(s.last_event_us)
 }
 
 fn duration(s: &SessionSummary) -> String {
@@ -63,20 +82,4 @@ fn duration(s: &SessionSummary) -> String {
         Some(us) => format!("{:.3}s", us as f64 / 1e6),
         None => "-".into(),
     }
-}
-
-fn summary_json(s: &SessionSummary) -> serde_json::Value {
-    serde_json::json!({
-        "name": s.info.name,
-        "started_at": format_unix_micros(s.info.started_unix_us),
-        "duration_us": duration_us(s),
-        "ended": s.info.ended_us.is_some(),
-        "state": state(s),
-        "interrupted": s.interrupted,
-        "calls": s.calls,
-        "api_exchanges": s.api_exchanges,
-        "callbacks": s.callbacks,
-        "notifications": s.notifications,
-        "unrecorded": s.info.unrecorded,
-    })
 }

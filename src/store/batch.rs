@@ -3,14 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 use super::exchanges::{derive, insert_derived, Derived};
 use super::health::Trouble;
 use super::{insert_route, prepare, NewRoute, StoreError, StoreHealth};
-use crate::exchange::{Exchange, StoredBody};
+use crate::exchange::{Captured, Exchange, StoredBody};
 use crate::redact::Redactor;
+use crate::sanitize::Sanitizer;
 
 /// How long a locked database is waited out before its batch is given up.
 pub const LOCK_PATIENCE: Duration = Duration::from_secs(60);
@@ -31,15 +31,20 @@ pub(crate) enum Row {
 }
 
 impl Row {
-    /// Redacts, caps and derives a captured exchange.
+    /// Redacts, caps, sanitises (if asked) and derives a captured exchange.
     pub(crate) fn exchange(
-        ex: Exchange<Bytes>,
+        ex: Captured,
         redactor: &Redactor,
+        sanitizer: Option<&mut Sanitizer>,
         max_body: usize,
         cost: u32,
     ) -> Row {
         let forwarded = ex.target.is_some();
         let ex = prepare(ex, redactor, max_body);
+        let ex = match sanitizer {
+            Some(sanitizer) => sanitizer.apply(ex),
+            None => ex,
+        };
         Row::Exchange {
             derived: Box::new(derive(&ex)),
             ex: Box::new(ex),
@@ -252,15 +257,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut conn = open(&dir.path().join("b.db"), Access::Create).unwrap();
         let sid = create_session(&conn, "s", 0, &serde_json::json!({})).unwrap();
-        let captured = |seq| Exchange {
+        let captured = |seq| Captured {
             seq,
-            target: Some("http://up/x".into()),
             ..crate::store::prepare::tests::captured()
         };
         let redactor = Redactor::disabled();
         let mut batch = Batch::default();
         for seq in [1, 2, 2, 3] {
-            batch.push(Row::exchange(captured(seq), &redactor, 1024, 10));
+            batch.push(Row::exchange(captured(seq), &redactor, None, 1024, 10));
         }
         let health = StoreHealth::default();
         batch.commit(&mut conn, sid, &health);

@@ -15,25 +15,6 @@ pub struct SessionInfo {
     pub unrecorded: u64,
 }
 
-/// Whether a session never got its end because its writer died (crash, kill -9, power
-/// loss): no end recorded and no live process holding it.
-fn interrupted(ended_us: Option<i64>, writer_pid: Option<i64>) -> bool {
-    ended_us.is_none()
-        && !writer_pid
-            .and_then(|p| u32::try_from(p).ok())
-            .is_some_and(process_alive)
-}
-
-/// Whether `pid` names a running process (Linux: its `/proc` entry). Elsewhere a pid is
-/// assumed alive, so a session is never wrongly called interrupted.
-fn process_alive(pid: u32) -> bool {
-    if cfg!(target_os = "linux") {
-        std::path::Path::new(&format!("/proc/{pid}")).exists()
-    } else {
-        true
-    }
-}
-
 /// A session with the counts `graphtape sessions` shows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionSummary {
@@ -47,8 +28,6 @@ pub struct SessionSummary {
     pub calls: u64,
     /// Offset of the last thing that happened, for sessions that never recorded an end.
     pub last_event_us: Option<i64>,
-    /// Its writer died before ending it (see `interrupted`).
-    pub interrupted: bool,
 }
 
 /// Creates a session; a name already taken is an error rather than a silent merge.
@@ -83,8 +62,7 @@ pub fn create_session_named(
     Err(StoreError::SessionExists { name: last })
 }
 
-/// Inserts the session row, recording this process as its writer; None if the name is
-/// taken.
+/// Inserts the session row; None if the name is taken.
 fn try_create(
     conn: &Connection,
     name: &str,
@@ -92,16 +70,22 @@ fn try_create(
     config: &serde_json::Value,
 ) -> Result<Option<i64>, StoreError> {
     let inserted = conn.execute(
-        "INSERT INTO sessions (name, started_unix_us, config, writer_pid)
-         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name) DO NOTHING",
-        params![
-            name,
-            started_unix_us,
-            config.to_string(),
-            std::process::id()
-        ],
+        "INSERT INTO sessions (name, started_unix_us, config)
+         VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING",
+        params![name, started_unix_us, config.to_string()],
     )?;
     Ok((inserted == 1).then(|| conn.last_insert_rowid()))
+}
+
+/// The first of `candidates` that names no session yet (for suggestions; to create a
+/// session under a free name, use [`create_session_named`], which is atomic).
+pub fn unused_name(
+    conn: &Connection,
+    candidates: impl IntoIterator<Item = String>,
+) -> Option<String> {
+    candidates
+        .into_iter()
+        .find(|name| find_session(conn, name).is_err())
 }
 
 /// Looks a session up by name; the error lists the sessions that do exist.
@@ -133,7 +117,6 @@ pub fn find_session(conn: &Connection, name: &str) -> Result<SessionInfo, StoreE
 pub fn list_sessions(conn: &Connection) -> Result<Vec<SessionSummary>, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT s.id, s.name, s.started_unix_us, s.ended_us, s.config, s.unrecorded,
-                s.writer_pid,
                 (SELECT count(*) FROM exchanges e WHERE e.session_id = s.id AND e.direction = 'api'),
                 (SELECT count(*) FROM exchanges e WHERE e.session_id = s.id AND e.direction = 'callback'),
                 (SELECT count(*) FROM (
@@ -149,12 +132,11 @@ pub fn list_sessions(conn: &Connection) -> Result<Vec<SessionSummary>, StoreErro
         let info = session_from_row(r)?;
         Ok(info.map(|info| SessionSummary {
             info,
-            api_exchanges: r.get::<_, i64>(7).map(|n| n as u64).unwrap_or(0),
-            callbacks: r.get::<_, i64>(8).map(|n| n as u64).unwrap_or(0),
-            notifications: r.get::<_, i64>(11).map(|n| n as u64).unwrap_or(0),
-            calls: r.get::<_, i64>(9).map(|n| n as u64).unwrap_or(0),
-            last_event_us: r.get(10).unwrap_or(None),
-            interrupted: interrupted(r.get(3).unwrap_or(None), r.get(6).unwrap_or(None)),
+            api_exchanges: r.get::<_, i64>(6).map(|n| n as u64).unwrap_or(0),
+            callbacks: r.get::<_, i64>(7).map(|n| n as u64).unwrap_or(0),
+            notifications: r.get::<_, i64>(10).map(|n| n as u64).unwrap_or(0),
+            calls: r.get::<_, i64>(8).map(|n| n as u64).unwrap_or(0),
+            last_event_us: r.get(9).unwrap_or(None),
         }))
     })?;
     let mut out = Vec::new();
@@ -208,11 +190,10 @@ mod tests {
         let err = find_session(&conn, "b").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "no session \"b\" in this database (sessions: a)"
+            "no session \"b\" in this database; did you mean \"a\"?"
         );
         let all = list_sessions(&conn).unwrap();
         assert_eq!(all.len(), 1);
-        assert!(!all[0].interrupted, "this process is alive and writing it");
         assert_eq!(all[0].api_exchanges, 0);
         assert_eq!(all[0].calls, 0);
     }
@@ -224,7 +205,7 @@ mod naming_tests {
     use crate::store::{open, Access};
 
     #[test]
-    fn named_creation_takes_the_first_free_name_and_a_dead_writer_interrupts() {
+    fn named_creation_takes_the_first_free_name() {
         let dir = tempfile::tempdir().unwrap();
         let conn = open(&dir.path().join("n.db"), Access::Create).unwrap();
         let cfg = serde_json::json!({});
@@ -235,11 +216,5 @@ mod naming_tests {
             (first.as_str(), second.as_str()),
             ("s-replay-1", "s-replay-2")
         );
-        conn.execute("UPDATE sessions SET writer_pid = 999999999", [])
-            .unwrap();
-        assert!(list_sessions(&conn).unwrap().iter().all(|s| s.interrupted));
-        conn.execute("UPDATE sessions SET ended_us = 5", [])
-            .unwrap();
-        assert!(!list_sessions(&conn).unwrap().iter().any(|s| s.interrupted));
     }
 }

@@ -15,15 +15,15 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use rusqlite::Connection;
 
 use super::batch::{Batch, Row};
 use super::budget::Budget;
 use super::health::Trouble;
 use super::{NewRoute, StoreHealth};
-use crate::exchange::Exchange;
+use crate::exchange::Captured;
 use crate::redact::Redactor;
+use crate::sanitize::Sanitizer;
 
 /// How the writer batches and bounds its queue. The defaults are what `record` uses.
 #[derive(Debug, Clone)]
@@ -66,7 +66,7 @@ impl WriterOptions {
 
 /// What the proxy hands over. `Stop` ends one prepare thread.
 enum Input {
-    Exchange { ex: Box<Exchange<Bytes>>, cost: u32 },
+    Exchange { ex: Box<Captured>, cost: u32 },
     Route(NewRoute),
     Stop,
 }
@@ -90,9 +90,9 @@ pub struct Recorder {
 
 impl Recorder {
     /// Queues an exchange, waiting while the queue's byte or count budget is spent.
-    pub async fn record(&self, ex: Exchange<Bytes>) {
+    pub async fn record(&self, ex: Captured) {
         let forwarded = ex.target.is_some();
-        let cost = self.shared.budget.cost(body_bytes(&ex));
+        let cost = self.shared.budget.cost(ex.size());
         if self.shared.budget.acquire(cost).await
             && self.send(Input::Exchange {
                 ex: Box::new(ex),
@@ -135,13 +135,6 @@ impl Recorder {
         };
         !*closed && self.tx.send(input).is_ok()
     }
-}
-
-/// Bytes an exchange keeps in memory until it is stored.
-fn body_bytes(ex: &Exchange<Bytes>) -> usize {
-    ex.request.body.len()
-        + ex.forwarded_body.as_ref().map_or(0, Bytes::len)
-        + ex.response.as_ref().map_or(0, |r| r.body.len())
 }
 
 /// Owns the writer threads; `finish` closes the session and waits for the last commit.
@@ -194,16 +187,43 @@ pub fn spawn_writer(
     redactor: Redactor,
     max_body: usize,
 ) -> (Recorder, WriterHandle) {
-    spawn_writer_with(conn, session_id, redactor, WriterOptions::new(max_body))
+    spawn_writer_with(
+        conn,
+        session_id,
+        redactor,
+        WriterOptions::new(max_body),
+        None,
+    )
 }
 
-/// Starts the writer's threads for `session_id`, taking ownership of `conn`.
+/// Like [`spawn_writer`], with personal data sanitised (after credential redaction)
+/// before anything is stored.
+pub fn spawn_writer_sanitized(
+    conn: Connection,
+    session_id: i64,
+    redactor: Redactor,
+    max_body: usize,
+    sanitizer: Option<Sanitizer>,
+) -> (Recorder, WriterHandle) {
+    let options = WriterOptions::new(max_body);
+    spawn_writer_with(conn, session_id, redactor, options, sanitizer)
+}
+
+/// Starts the writer's threads for `session_id`, taking ownership of `conn`. A sanitizer
+/// learns ids as exchanges pass, in order, so with one there is a single prepare thread.
 pub fn spawn_writer_with(
     conn: Connection,
     session_id: i64,
     redactor: Redactor,
-    options: WriterOptions,
+    mut options: WriterOptions,
+    sanitizer: Option<Sanitizer>,
 ) -> (Recorder, WriterHandle) {
+    if sanitizer.is_some() {
+        options.prepare_threads = 1;
+    }
+    // Shared with the database thread only for exchanges that come after the prepare
+    // thread stopped; never contended.
+    let sanitizer = Arc::new(Mutex::new(sanitizer));
     // Short: a lock held longer is waited out by the batch's own retry, which marks the
     // store failing meanwhile (what `--on-store-error fail` acts on).
     if let Err(e) = conn.busy_timeout(Duration::from_millis(100)) {
@@ -227,6 +247,7 @@ pub fn spawn_writer_with(
                 input: input.clone(),
                 out: prepared_tx.clone(),
                 redactor: redactor.clone(),
+                sanitizer: sanitizer.clone(),
                 max_body: options.max_body,
             };
             std::thread::Builder::new()
@@ -243,6 +264,7 @@ pub fn spawn_writer_with(
         shared: recorder.shared.clone(),
         input,
         redactor,
+        sanitizer,
     };
     let database = std::thread::Builder::new()
         .name("graphtape-writer".into())
@@ -262,6 +284,7 @@ struct Stage {
     input: Arc<Mutex<Receiver<Input>>>,
     out: Sender<Row>,
     redactor: Redactor,
+    sanitizer: Arc<Mutex<Option<Sanitizer>>>,
     max_body: usize,
 }
 
@@ -285,13 +308,22 @@ impl Stage {
     }
 
     fn prepare(&self, input: Input) -> Option<Row> {
-        to_row(input, &self.redactor, self.max_body)
+        to_row(input, &self.redactor, &self.sanitizer, self.max_body)
     }
 }
 
-fn to_row(input: Input, redactor: &Redactor, max_body: usize) -> Option<Row> {
+fn to_row(
+    input: Input,
+    redactor: &Redactor,
+    sanitizer: &Mutex<Option<Sanitizer>>,
+    max_body: usize,
+) -> Option<Row> {
     match input {
-        Input::Exchange { ex, cost } => Some(Row::exchange(*ex, redactor, max_body, cost)),
+        Input::Exchange { ex, cost } => {
+            let mut sanitizer = sanitizer.lock().ok();
+            let sanitizer = sanitizer.as_mut().and_then(|s| s.as_mut());
+            Some(Row::exchange(*ex, redactor, sanitizer, max_body, cost))
+        }
         Input::Route(route) => Some(Row::Route(route)),
         Input::Stop => None,
     }
@@ -307,6 +339,7 @@ struct Database {
     /// stopped: the database thread prepares those itself.
     input: Arc<Mutex<Receiver<Input>>>,
     redactor: Redactor,
+    sanitizer: Arc<Mutex<Option<Sanitizer>>>,
 }
 
 impl Database {
@@ -335,7 +368,12 @@ impl Database {
             Err(_) => Vec::new(),
         };
         for input in late {
-            if let Some(row) = to_row(input, &self.redactor, self.options.max_body) {
+            if let Some(row) = to_row(
+                input,
+                &self.redactor,
+                &self.sanitizer,
+                self.options.max_body,
+            ) {
                 batch.push(row);
             }
         }
