@@ -96,11 +96,10 @@ impl StoreHealth {
 
     pub(crate) fn committed(&self, count: u64) {
         self.recorded.fetch_add(count, Ordering::Relaxed);
+        // The error lines stay rate-limited across a brief recovery: a disk hovering at
+        // full must not print one line per flap.
         if self.failing.swap(false, Ordering::Relaxed) {
             tracing::warn!("the store is writable again; recording resumed");
-            if let Ok(mut log) = self.log.lock() {
-                *log = LogState::default();
-            }
         }
     }
 
