@@ -16,10 +16,6 @@ use graphtape::redact::Redactor;
 use graphtape::store::{self, Access, WriterOptions};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 
-/// The same allocator as the graphtape binary.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const FULL: u64 = 300_000;
 const SMOKE: u64 = 5_000;
 
