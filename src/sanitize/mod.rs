@@ -450,4 +450,23 @@ mod tests {
             "{text}"
         );
     }
+
+    #[test]
+    fn inside_gzip_bodies_too() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(roster_body(CALL_B).as_bytes()).unwrap();
+        let mut ex = callback(1, 0, "").build();
+        ex.request
+            .headers
+            .push(("content-encoding".into(), b"gzip".to_vec()));
+        ex.request.body = StoredBody::capture(&gz.finish().unwrap(), usize::MAX);
+        let out = pii().apply(ex);
+        let content = String::from_utf8(out.request.content().into_owned()).unwrap();
+        assert!(
+            !content.contains("Test User") && !content.contains("8A34A46B"),
+            "{content}"
+        );
+        assert!(content.contains(CALL_B), "{content}");
+    }
 }
