@@ -93,7 +93,8 @@ pub struct ShowArgs {
     #[arg(long)]
     pub since: Option<u64>,
     /// Print these exchanges in full (headers, decoded bodies, timings,
-    /// notifications): a sequence number or a range A..B; repeatable.
+    /// notifications): a sequence number or a range A..B; repeatable. With --call,
+    /// only those about the call.
     #[arg(long = "seq", value_name = "N|A..B", conflicts_with = "since")]
     pub seqs: Vec<String>,
     /// One JSON object per event, for scripts (with --seq: the event as the recording
@@ -126,6 +127,10 @@ pub struct CheckArgs {
     /// policy-based recording bots).
     #[arg(long, env = "GRAPHTAPE_ANSWER_LIMIT", default_value_t = 15.0)]
     pub answer_limit: f64,
+    /// Also write the findings as JUnit XML to this file: a testsuite for the session,
+    /// a testcase per call, a failure per finding at or above --fail-on.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 /// `check --help` ends with the rule table, the very lines `check --rules` prints.
@@ -171,9 +176,15 @@ pub struct ReplayArgs {
     #[arg(long = "call", value_name = "ID")]
     pub calls: Vec<String>,
 
-    /// Write the verdict as JSON to this file.
+    /// Write the verdict as JSON to this file; `-` writes it to standard output (and
+    /// everything else graphtape prints to standard error).
     #[arg(long)]
     pub report: Option<PathBuf>,
+
+    /// Write the verdict as JUnit XML to this file: a testsuite for the replay, a
+    /// testcase per call, a failure per divergence.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 
     /// Seconds to wait for a request the recording says comes next (a notification's
     /// cause, a held response, the bot's last requests).
@@ -220,6 +231,9 @@ pub struct ReplayArgs {
     /// Serve the API listener over TLS with this certificate (bots on another host).
     #[command(flatten)]
     pub tls: TlsArgs,
+
+    #[command(flatten)]
+    pub listener: ListenerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -231,6 +245,10 @@ pub struct DiffArgs {
     /// Unchanged events shown around each difference.
     #[arg(long, default_value_t = 2)]
     pub context: usize,
+    /// The comparison as one JSON document on standard output (every line, with its
+    /// op: same, only_a, only_b).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -292,6 +310,16 @@ pub struct RecordArgs {
     #[arg(long, env = "GRAPHTAPE_PUBLIC_URL")]
     pub public_url: Option<String>,
 
+    /// Mint callback routes only to this host (`host`, `host:port` or `*.domain`);
+    /// repeatable. Other `callbackUri` values are left as the bot gave them.
+    #[arg(
+        long = "callback-allow",
+        value_name = "HOST",
+        env = "GRAPHTAPE_CALLBACK_ALLOW",
+        value_delimiter = ','
+    )]
+    pub callback_allow: Vec<String>,
+
     /// Seconds the bot has to answer a notification completely.
     #[arg(long, env = "GRAPHTAPE_BOT_TIMEOUT", default_value_t = 15.0)]
     pub bot_timeout: f64,
@@ -311,6 +339,39 @@ pub struct RecordArgs {
     /// Personal and tenant data rules, applied before anything is stored.
     #[command(flatten)]
     pub sanitizers: SanitizeArgs,
+
+    #[command(flatten)]
+    pub listener: ListenerArgs,
+}
+
+/// Limits every listener applies to its clients, and how a stop drains them.
+#[derive(Debug, Args)]
+pub struct ListenerArgs {
+    /// Seconds a client has to send a request head (from its first byte; for a new
+    /// connection, from the connect). Slower clients are disconnected.
+    #[arg(long, env = "GRAPHTAPE_HEADER_TIMEOUT", default_value_t = 30.0)]
+    pub header_timeout: f64,
+
+    /// Seconds to wait for the next piece of a request body; then 408 and recorded.
+    #[arg(long, env = "GRAPHTAPE_BODY_TIMEOUT", default_value_t = 30.0)]
+    pub body_timeout: f64,
+
+    /// Seconds a keep-alive connection may sit with no request before it is closed.
+    #[arg(long, env = "GRAPHTAPE_IDLE_TIMEOUT", default_value_t = 75.0)]
+    pub idle_timeout: f64,
+
+    /// Connections served at once per listener; more wait to be accepted.
+    #[arg(long, env = "GRAPHTAPE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Seconds a stop waits for in-flight exchanges before cutting them short
+    /// (recorded with what arrived). A second SIGINT/SIGTERM cuts at once.
+    #[arg(long, env = "GRAPHTAPE_DRAIN_TIMEOUT", default_value_t = 30.0)]
+    pub drain_timeout: f64,
+
+    /// Worker threads of the async runtime (default: one per CPU core).
+    #[arg(long, env = "GRAPHTAPE_THREADS")]
+    pub threads: Option<usize>,
 }
 
 /// Where a listener's TLS certificate comes from; none of them means plain HTTP.

@@ -1,7 +1,8 @@
 //! graphtape records, replays and explains the traffic of Microsoft Graph calling bots.
 //!
 //! Map of the crate, in the order data flows when recording:
-//! - [`cli`], [`config`]: arguments, then validated settings.
+//! - [`cli`], [`config`]: arguments, then validated settings; [`help`]: each
+//!   subcommand's exit codes and example.
 //! - [`server`]: the accept loop (TCP or TLS, HTTP/1.1 and HTTP/2, graceful stop).
 //! - [`proxy`]: the request phases: capture, refuse, forward, record, reply.
 //! - [`clock`]: one sequence counter and one monotonic clock per session.
@@ -13,6 +14,7 @@
 //! - [`replay`], [`explore`]: graphtape as Graph for a bot: the recorded order, or
 //!   explored orders with failures shrunk to their cause.
 //! - [`inspect`]: pure analysis and the view model; [`ui`]: the read-only web inspector.
+//! - [`junit`]: JUnit XML for CI (`replay --junit`, `check --junit`).
 //! - [`commands`]: one module per subcommand.
 //! - [`demo`]: the stand-in Graph and bot `graphtape demo` records between.
 
@@ -26,10 +28,14 @@ pub mod demo;
 pub mod exchange;
 pub mod explore;
 pub mod graph;
+pub mod help;
 pub mod inspect;
 pub mod jsonscan;
+pub mod junit;
 pub mod logging;
 pub mod private_file;
+#[cfg(test)]
+mod proptest_support;
 pub mod proxy;
 pub mod recording;
 pub mod redact;

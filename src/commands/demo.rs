@@ -67,6 +67,7 @@ pub fn run(db: &Path, db_given: bool) -> anyhow::Result<ExitCode> {
             json: false,
             fail_on: Severity::Warning,
             answer_limit: 15.0,
+            junit: None,
         },
     )?;
     let mut out = std::io::stdout().lock();

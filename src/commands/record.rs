@@ -14,12 +14,12 @@ use super::certs::cert_source;
 use super::sanitizers;
 use crate::cli::RecordArgs;
 use crate::clock::{format_unix_micros, SessionClock};
-use crate::config::{parse_size, seconds, Upstream};
+use crate::config::{parse_size, seconds, ServerLimits, Upstream};
 use crate::proxy::api::ApiProxy;
 use crate::proxy::callback::CallbackProxy;
-use crate::proxy::{CallbackRoutes, Forwarder, Relay};
+use crate::proxy::{CallbackGuard, CallbackRoutes, Forwarder, Relay};
 use crate::redact::Redactor;
-use crate::server::{bind, listen_url, serve, stop_signal};
+use crate::server::{bind, listen_url, runtime, serve_with, Drain, StopSignals};
 use crate::store::{self, Access, Recorder};
 use crate::tls::{self, CertSource};
 
@@ -32,6 +32,8 @@ struct Plan {
     upstream_timeout: Duration,
     bot_timeout: Duration,
     cert: Option<CertSource>,
+    limits: ServerLimits,
+    drain_timeout: Duration,
 }
 
 impl Plan {
@@ -83,6 +85,8 @@ impl Plan {
             upstream_timeout,
             bot_timeout,
             cert,
+            limits: listener_limits(&args.listener)?,
+            drain_timeout: seconds("--drain-timeout", args.listener.drain_timeout, false)?,
         })
     }
 }
@@ -115,11 +119,22 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
     } else {
         Redactor::new(&key)
     };
-    let routes = Arc::new(CallbackRoutes::new(
-        &key,
-        plan.public_url.as_ref().map(|u| u.to_string()).as_deref(),
-        store::load_routes(&conn)?,
-    ));
+    let guard = CallbackGuard {
+        listeners: [Some(api_addr), callback.as_ref().map(|(_, addr)| *addr)]
+            .into_iter()
+            .flatten()
+            .collect(),
+        public: plan.public_url.as_ref().map(CallbackGuard::host_port),
+        allow: args.callback_allow.clone(),
+    };
+    let routes = Arc::new(
+        CallbackRoutes::new(
+            &key,
+            plan.public_url.as_ref().map(|u| u.to_string()).as_deref(),
+            store::load_routes(&conn)?,
+        )
+        .with_guard(guard),
+    );
     let clock = Arc::new(SessionClock::start());
     let name = match args.session.clone() {
         Some(name) => name,
@@ -136,6 +151,7 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         "callback_tls": callback.is_some() && server_tls.is_some(),
         "public_url": plan.public_url.as_ref().map(|u| u.to_string()),
         "bot_url": plan.bot.as_ref().map(|u| u.to_string()),
+        "callback_allow": args.callback_allow,
         "bot_timeout_s": args.bot_timeout,
         "max_body": plan.max_body,
         "on_store_error": format!("{:?}", args.on_store_error).to_lowercase(),
@@ -153,6 +169,7 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         clock: clock.clone(),
         recorder,
         policy: args.on_store_error,
+        max_body: plan.max_body,
     };
     let api = Arc::new(ApiProxy {
         upstream: plan.upstream,
@@ -165,13 +182,15 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         routes,
     });
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = runtime(args.listener.threads).context("starting the async runtime")?;
+    let drain = Drain::new(plan.drain_timeout);
+    let limits = plan.limits;
     let session = name.clone();
     let api_tls = args.api_tls.then(|| server_tls.clone()).flatten();
+    let drain_of_run = drain.clone();
     let served = runtime.block_on(async move {
+        let drain = drain_of_run;
+        let mut signals = StopSignals::new()?;
         let (stop_tx, stop_rx) = watch::channel(());
         let stop_rx_ui = stop_rx.clone();
         let mut servers = Vec::new();
@@ -185,9 +204,11 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
             "listening api={}",
             listen_url(api_addr, api_tls.is_some())
         )?;
-        servers.push(tokio::spawn(serve(
+        servers.push(tokio::spawn(serve_with(
             tokio::net::TcpListener::from_std(api_listener)?,
             api_tls,
+            limits,
+            drain.clone(),
             move |req| api.clone().handle(req),
             stopped(stop_rx.clone()),
         )));
@@ -197,9 +218,11 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
                 "listening callback={}",
                 listen_url(addr, server_tls.is_some())
             )?;
-            servers.push(tokio::spawn(serve(
+            servers.push(tokio::spawn(serve_with(
                 tokio::net::TcpListener::from_std(listener)?,
                 server_tls,
+                limits,
+                drain.clone(),
                 move |req| callback_proxy.clone().handle(req),
                 stopped(stop_rx),
             )));
@@ -216,8 +239,13 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         out.flush()?;
         drop(out);
 
-        stop_signal().await?;
-        tracing::info!("stopping: finishing in-flight exchanges");
+        signals.next().await;
+        let again = drain.clone();
+        tokio::spawn(async move {
+            signals.next().await;
+            again.cut_now();
+        });
+        tracing::info!("stopping: finishing in-flight exchanges (signal again to stop now)");
         drop(stop_tx);
         for server in servers {
             server.await?;
@@ -236,6 +264,13 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         health.recorded(),
         db.display()
     );
+    let cut_short = drain.cut_short();
+    if cut_short > 0 {
+        eprintln!(
+            "graphtape: error: {cut_short} exchanges were still open at shutdown; recorded with what had arrived and the error \"{}\"",
+            crate::server::CUT_SHORT
+        );
+    }
     let unrecorded = health.unrecorded();
     if unrecorded > 0 || health.has_failed() {
         eprintln!(
@@ -244,7 +279,20 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(1));
     }
+    if cut_short > 0 {
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The listener limits from their flags.
+pub(crate) fn listener_limits(args: &crate::cli::ListenerArgs) -> anyhow::Result<ServerLimits> {
+    Ok(ServerLimits::from_flags(
+        args.header_timeout,
+        args.body_timeout,
+        args.idle_timeout,
+        args.max_connections,
+    )?)
 }
 
 /// `rec-YYYYMMDD-HHMMSS`, with a suffix if that is taken.

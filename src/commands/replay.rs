@@ -16,16 +16,17 @@ use crate::cli::ReplayArgs;
 use crate::clock::SessionClock;
 use crate::config::{seconds, Upstream};
 use crate::graph::normalize_id;
+use crate::junit;
 use crate::proxy::Forwarder;
 use crate::redact::Redactor;
 use crate::replay::auth::{AuthMode, CallbackAuth, Signer};
 use crate::replay::engine::{Replay, Settings};
 use crate::replay::matcher::MatchRules;
 use crate::replay::plan::{plan, PlanOptions};
-use crate::replay::report::Divergence;
+use crate::replay::report::{Divergence, Report};
 use crate::replay::scheduler::{deliver_all, Delivery, Pace};
 use crate::replay::substitute::default_learn_keys;
-use crate::server::{bind, listen_url, serve, stop_signal};
+use crate::server::{bind, listen_url, runtime, serve_with, stop_signal, Drain};
 use crate::store::{self, Access};
 use crate::tls::{self, CertSource};
 
@@ -43,6 +44,9 @@ fn signing_key_path(db: &Path, given: Option<&PathBuf>) -> PathBuf {
 
 pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let bot = Upstream::parse_flag("--bot-url", &args.bot_url)?;
+    if args.junit.as_deref() == Some(Path::new("-")) {
+        bail!("--junit -: give a file name (standard output is for --report -)");
+    }
     if !(args.speed.is_finite() && args.speed > 0.0) {
         bail!(
             "--speed {}: give a positive factor (1 = recorded timing)",
@@ -80,7 +84,7 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
             let path = signing_key_path(db, args.signing_key.as_ref());
             let (signer, generated) = Signer::load_or_create(&path)?;
             if generated {
-                println!("signing key={}", path.display());
+                eprintln!("signing key={}", path.display());
             }
             CallbackAuth::Sign(Box::new(signer))
         }
@@ -161,14 +165,20 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         retry: false,
     };
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let limits = super::record::listener_limits(&args.listener)?;
+    let drain_timeout = seconds("--drain-timeout", args.listener.drain_timeout, false)?;
+    let runtime = runtime(args.listener.threads).context("starting the async runtime")?;
     let engine = replay.clone();
     let record_name = record_as.clone();
+    let started = std::time::Instant::now();
+    let report_to_stdout = args.report.as_deref() == Some(Path::new("-"));
     let ran = runtime.block_on(async move {
-        let mut out = std::io::stdout().lock();
+        // With `--report -` standard output carries the JSON report and nothing else.
+        let mut out: Box<dyn Write> = if report_to_stdout {
+            Box::new(std::io::stderr().lock())
+        } else {
+            Box::new(std::io::stdout().lock())
+        };
         writeln!(
             out,
             "replaying session={} requests={requests_recorded} notifications={notifications_recorded} record-as={record_name}",
@@ -182,9 +192,11 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
                 }
                 writeln!(out, "listening api={self_url}")?;
                 let engine = engine.clone();
-                Some(tokio::spawn(serve(
+                Some(tokio::spawn(serve_with(
                     tokio::net::TcpListener::from_std(l)?,
                     server_tls,
+                    limits,
+                    Drain::new(drain_timeout),
                     move |req| engine.clone().handle(req),
                     async move {
                         let mut rx = stop_rx;
@@ -237,12 +249,7 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     ran?;
 
     let report = replay.finish(&source_name, &record_as);
-    print!("{}", report.render());
-    if let Some(path) = &args.report {
-        let json = serde_json::to_string_pretty(&report)? + "\n";
-        std::fs::write(path, json)
-            .with_context(|| format!("writing --report {}", path.display()))?;
-    }
+    write_report(&report, &args, started.elapsed())?;
     if health.unrecorded() > 0 {
         eprintln!(
             "graphtape: warning: {} replay events were not recorded: {}",
@@ -293,4 +300,33 @@ async fn finish_requests(replay: &Replay, wait: Duration, settle: Duration) {
         }
     }
     while let Ok(Ok(())) = tokio::time::timeout(settle, activity.changed()).await {}
+}
+
+/// The verdict: as text (standard error when `--report -` takes standard output),
+/// as JSON (`--report FILE` or `-`), as JUnit XML (`--junit FILE`).
+fn write_report(report: &Report, args: &ReplayArgs, took: Duration) -> anyhow::Result<()> {
+    let to_stdout = args.report.as_deref() == Some(Path::new("-"));
+    if to_stdout {
+        eprint!("{}", report.render());
+    } else {
+        print!("{}", report.render());
+    }
+    if let Some(path) = &args.report {
+        let json = serde_json::to_string_pretty(report)? + "\n";
+        if to_stdout {
+            let mut out = std::io::stdout().lock();
+            out.write_all(json.as_bytes())
+                .and_then(|()| out.flush())
+                .context("writing --report - to standard output")?;
+        } else {
+            std::fs::write(path, json)
+                .with_context(|| format!("writing --report {}", path.display()))?;
+        }
+    }
+    if let Some(path) = &args.junit {
+        let suite = crate::replay::junit::suite(report, Some(took.as_secs_f64()));
+        std::fs::write(path, junit::to_xml("graphtape replay", &[suite]))
+            .with_context(|| format!("writing --junit {}", path.display()))?;
+    }
+    Ok(())
 }

@@ -211,7 +211,7 @@ fn post_data(headers: &Headers, body: &StoredBody) -> Value {
 fn content(headers: &Headers, body: &StoredBody) -> Value {
     let mut out = Map::new();
     let decoded = (!body.truncated)
-        .then(|| crate::content_encoding::decode(headers, &body.bytes))
+        .then(|| crate::content_encoding::decode(header(headers, "content-encoding"), &body.bytes))
         .flatten();
     let bytes: &[u8] = decoded.as_deref().unwrap_or(&body.bytes);
     match &decoded {

@@ -248,8 +248,12 @@ fn keep_entries(ex: &mut Exchange<StoredBody>, positions: &[usize]) -> Option<Ve
     }
     let headers = ex.request.headers.clone();
     let rewrite = |body: &StoredBody| {
-        map_content(&headers, &body.bytes, |c| filter_value_array(c, positions))
-            .map(|bytes| StoredBody::capture(&bytes, usize::MAX))
+        map_content(
+            crate::exchange::header(&headers, "content-encoding"),
+            &body.bytes,
+            |c| filter_value_array(c, positions),
+        )
+        .map(|bytes| StoredBody::capture(&bytes, usize::MAX))
     };
     let new_body = rewrite(&ex.request.body)?;
     if let Some(forwarded) = ex.forwarded_body.take() {

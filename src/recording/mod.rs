@@ -18,3 +18,5 @@ pub use format::{Recording, FORMAT};
 pub use import::{parse_recording, read_recording, store_recording, ImportError, Loaded};
 pub use pretty::to_pretty;
 pub use provenance::{match_ignores, note_sanitized, PROVENANCE_KEY};
+#[cfg(test)]
+pub(crate) use validate::origin_form;

@@ -122,15 +122,7 @@ impl Replay {
         let requests = plan
             .api
             .iter()
-            .map(|&i| {
-                let r = &recorded[i].request;
-                RecordedRequest {
-                    method: r.method.clone(),
-                    path: r.path.clone(),
-                    query: r.query.clone(),
-                    body: r.body.bytes.clone(),
-                }
-            })
+            .map(|&i| RecordedRequest::from(&recorded[i]))
             .collect();
         let arrivals = plan.api.iter().map(|_| watch::channel(None).0).collect();
         let responded = plan.api.iter().map(|_| watch::channel(false).0).collect();
@@ -252,11 +244,15 @@ impl Replay {
     pub fn substitute(&self, headers: &Headers, body: &[u8]) -> Bytes {
         let subs = self.subs.lock();
         let changed = subs.ok().and_then(|s| {
-            map_content(headers, body, |content| {
-                let learned = s.apply(content);
-                let source = learned.as_deref().unwrap_or(content);
-                self.ids.to_live(source).or(learned)
-            })
+            map_content(
+                crate::exchange::header(headers, "content-encoding"),
+                body,
+                |content| {
+                    let learned = s.apply(content);
+                    let source = learned.as_deref().unwrap_or(content);
+                    self.ids.to_live(source).or(learned)
+                },
+            )
         });
         match changed {
             Some(changed) => Bytes::from(changed),
@@ -339,11 +335,18 @@ impl Replay {
             .uri
             .query()
             .map(|q| self.ids.str_to_recorded(q));
+        // Matching and learning read the content: a bot may gzip its request bodies.
+        let encoding = inbound
+            .parts
+            .headers
+            .get(http::header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok());
+        let content = crate::content_encoding::content(encoding, &inbound.body);
         let body = self
             .ids
-            .to_recorded(&inbound.body)
+            .to_recorded(&content)
             .map(Bytes::from)
-            .unwrap_or_else(|| inbound.body.clone());
+            .unwrap_or_else(|| Bytes::copy_from_slice(&content));
         let live = LiveRequest {
             method: inbound.parts.method.as_str(),
             path: &path,
@@ -360,12 +363,12 @@ impl Replay {
                 let recorded = &self.recorded[self.plan.api[ordinal]];
                 if let Ok(mut subs) = self.subs.lock() {
                     subs.learn(
-                        &recorded.request.body.bytes,
+                        &recorded.request.content(),
                         &body,
                         &self.settings.learn_keys,
                     );
                 }
-                self.learn_callback_url(&recorded.request.body.bytes, &body);
+                self.learn_callback_url(&recorded.request.content(), &body);
                 let call = self.plan.api_calls[ordinal].clone();
                 self.report(|r| r.matched(&call, ordinal));
                 if let Some(tx) = self.arrivals.get(ordinal) {

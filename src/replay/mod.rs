@@ -3,9 +3,9 @@
 //! bot behaved differently.
 
 pub mod auth;
-pub mod diff;
 pub mod engine;
 pub mod ids;
+pub mod junit;
 pub mod matcher;
 pub mod plan;
 pub mod report;

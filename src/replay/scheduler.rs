@@ -330,6 +330,30 @@ fn outgoing_headers(replay: &Replay, recorded: &Exchange<StoredBody>, len: usize
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever path a recording or a bot gives, a delivery goes to the bot's
+        /// origin or nowhere; and every path the importer accepts is deliverable.
+        #[test]
+        fn deliveries_never_leave_the_bots_origin(path in any::<String>(), tail in "[ -~]{0,20}") {
+            let bot = Upstream::parse("http://127.0.0.1:3978/hook").unwrap();
+            for candidate in [path.clone(), format!("/{tail}"), format!("@{tail}"), format!("//{tail}")] {
+                if let Ok(uri) = delivery_target(&bot, &candidate) {
+                    prop_assert_eq!(uri.authority().map(|a| a.as_str()), Some("127.0.0.1:3978"));
+                    prop_assert_eq!(uri.scheme_str(), Some("http"));
+                    prop_assert!(uri.path().starts_with("/hook/"));
+                }
+                let (p, q) = match candidate.split_once('?') {
+                    Some((p, q)) => (p, Some(q)),
+                    None => (candidate.as_str(), None),
+                };
+                if crate::recording::origin_form(p, q, true).is_ok() {
+                    prop_assert!(delivery_target(&bot, &candidate).is_ok(), "{}", candidate);
+                }
+            }
+        }
+    }
 
     #[test]
     fn deliveries_stay_at_the_bots_origin() {

@@ -18,7 +18,7 @@ use serde_json::Value;
 pub use rules::{KeyPath, Rules, RulesError, RulesFile};
 
 use crate::content_encoding::map_content;
-use crate::exchange::{Exchange, Headers, StoredBody};
+use crate::exchange::{header, Exchange, Headers, StoredBody};
 use crate::jsonscan;
 use crate::redact::{jwt_claims, parse_redacted, Redactor, PLACEHOLDER_PREFIX};
 use ids::{guid_norm, IdMap};
@@ -55,7 +55,7 @@ impl Sanitizer {
         let mut bodies = vec![ex.request.content()];
         if let Some(f) = &ex.forwarded_body {
             bodies.push(crate::content_encoding::content(
-                &ex.request.headers,
+                header(&ex.request.headers, "content-encoding"),
                 &f.bytes,
             ));
         }
@@ -214,7 +214,8 @@ impl Sanitizer {
     /// A body sanitised in its content (decoded and encoded again if it was sent
     /// gzip- or deflate-encoded); None if nothing changed.
     fn body(&mut self, headers: &Headers, body: &StoredBody) -> Option<StoredBody> {
-        let new = map_content(headers, &body.bytes, |content| self.content(content))?;
+        let encoding = header(headers, "content-encoding");
+        let new = map_content(encoding, &body.bytes, |content| self.content(content))?;
         Some(if body.truncated {
             // The stored prefix changed; length and hash still describe the whole.
             StoredBody {

@@ -12,9 +12,9 @@ use serde_json::json;
 use super::data::{load_session, open_read_only, session_model, stamp};
 use super::pages;
 use crate::graph::percent_decode;
+use crate::inspect::diff::diff;
 use crate::inspect::html::live_page;
 use crate::proxy::reply::Body;
-use crate::replay::diff::diff;
 use crate::store::{list_sessions, StoreError};
 
 /// Answers one request; database work runs on the blocking pool.
