@@ -23,9 +23,7 @@ fn main() {
     }
     let bytes: usize = exchanges
         .iter()
-        .map(|e| {
-            e.request.body.bytes.len() + e.response.as_ref().map_or(0, |r| r.body.bytes.len())
-        })
+        .map(|e| e.request.body.bytes.len() + e.response.as_ref().map_or(0, |r| r.body.bytes.len()))
         .sum();
     let mut per_exchange_us = Vec::with_capacity(ROUNDS);
     for _ in 0..ROUNDS {

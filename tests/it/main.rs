@@ -22,3 +22,4 @@ mod store_files;
 mod streaming;
 mod tidy;
 mod util;
+mod walkthrough;
