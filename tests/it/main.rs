@@ -4,6 +4,8 @@ mod bot;
 mod callback_safety;
 mod callbacks;
 mod explain;
+mod explore;
+mod explore_bot;
 mod fixtures;
 mod flows;
 mod graph_sim;
