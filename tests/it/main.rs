@@ -27,3 +27,4 @@ mod streaming;
 mod tidy;
 mod util;
 mod views;
+mod walkthrough;
