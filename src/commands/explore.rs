@@ -88,7 +88,8 @@ struct Explorer {
     api_listen: String,
     dir: PathBuf,
     ids: Vec<String>,
-    seed: u64,
+    /// The seed of the fresh ids: --seed mixed with the strategy and the recording.
+    id_seed: u64,
     session: String,
     stop: watch::Receiver<bool>,
     /// Executions so far (runs and shrink re-runs).
@@ -96,9 +97,11 @@ struct Explorer {
 }
 
 impl Explorer {
-    /// Fresh ids for execution `salt` of run `run`: never the same twice in one explore.
+    /// Fresh ids for execution `salt` of run `run`: never the same twice in one explore,
+    /// and other ones for another strategy or recording (the same command gives the
+    /// same ids, so that its schedule files are the same).
     fn fresh_ids(&self, run: u64, salt: u64) -> IdMap {
-        let mut rng = Rng::for_run(self.seed, run, salt + 1);
+        let mut rng = Rng::for_run(self.id_seed, run, salt + 1);
         IdMap::new(self.ids.iter().map(|id| (id.clone(), rng.guid())))
     }
 
@@ -480,7 +483,13 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
         api_listen: api_addr.to_string(),
         dir: dir.clone(),
         ids: recorded_ids(&recorded_for_ids),
-        seed: args.seed,
+        id_seed: fnv1a(
+            args.seed,
+            &[
+                strategy.to_string().as_bytes(),
+                recording.events_sha256.as_bytes(),
+            ],
+        ),
         session: session.clone(),
         stop: stop.clone(),
         executions: 0,
@@ -710,6 +719,21 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// FNV-1a over `seed` and `parts`: a stable 64-bit mix (no crate's hash, which may
+/// change between versions).
+fn fnv1a(seed: u64, parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xCBF2_9CE4_8422_2325;
+    for byte in seed
+        .to_le_bytes()
+        .iter()
+        .chain(parts.iter().flat_map(|p| p.iter()))
+    {
+        h ^= u64::from(*byte);
+        h = h.wrapping_mul(0x0100_0000_01B3);
+    }
+    h
 }
 
 /// `graphtape replay SOURCE [--db DB] --bot-url URL --api-listen ADDR ...`, the
