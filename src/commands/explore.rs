@@ -92,8 +92,6 @@ struct Explorer {
     id_seed: u64,
     session: String,
     stop: watch::Receiver<bool>,
-    /// Executions so far (runs and shrink re-runs).
-    executions: u64,
 }
 
 impl Explorer {
@@ -106,13 +104,12 @@ impl Explorer {
     }
 
     fn execute(
-        &mut self,
+        &self,
         rt: &tokio::runtime::Runtime,
         schedule: &[Delivery],
         ids: IdMap,
         label: &str,
     ) -> Outcome {
-        self.executions += 1;
         rt.block_on(self.execute_async(schedule, ids, label))
     }
 
@@ -464,7 +461,7 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
         rt.block_on(wait_for_bot(&bot, wait))?;
     }
 
-    let mut ex = Explorer {
+    let ex = Explorer {
         rules,
         base,
         recorded,
@@ -492,7 +489,6 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
         ),
         session: session.clone(),
         stop: stop.clone(),
-        executions: 0,
     };
 
     let terminal = std::io::stderr().is_terminal();
@@ -593,11 +589,13 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
 
         // Shrink: ddmin over the applied points, each candidate a real re-run.
         let mut salt = 0;
-        let mut last_fail: Option<(Vec<Point>, Vec<Delivery>, Outcome)> = None;
+        // Failing candidates: the points kept, the schedule and the outcome.
+        let mut failed_runs: HashMap<Vec<Point>, (Vec<Point>, Vec<Delivery>, Outcome)> =
+            HashMap::new();
         let min_points = {
-            let ex = &mut ex;
+            let ex = &ex;
             let rt = &rt;
-            let last_fail = &mut last_fail;
+            let failed_runs = &mut failed_runs;
             let shrink_runs = &mut shrink_runs;
             ddmin(&applied, |candidate| {
                 if *ex.stop.borrow() {
@@ -621,14 +619,15 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
                     );
                 }
                 if failed {
-                    *last_fail = Some((used, sched, o));
+                    failed_runs.insert(candidate.to_vec(), (used, sched, o));
                 }
                 failed
             })
         };
-        let (min_points, min_schedule, min_outcome) = match last_fail {
-            Some((used, sched, o)) if used == apply(&ex.rules, &min_points).1 => (used, sched, o),
-            _ => (applied.clone(), schedule.clone(), outcome),
+        // The minimal set is a failing candidate, or the whole run (never re-run).
+        let (min_points, min_schedule, min_outcome) = match failed_runs.remove(&min_points) {
+            Some(found) => found,
+            None => (applied.clone(), schedule.clone(), outcome),
         };
         failing.insert(schedule.clone(), min_schedule.clone());
         if let Some(g) = groups.get_mut(&min_schedule) {
