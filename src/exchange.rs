@@ -1,9 +1,14 @@
 //! The exchange model shared by the proxy, the store and the recording format.
 //!
 //! An exchange is one HTTP request and what came back for it. The proxy captures it
-//! with the full bodies as they crossed the wire (`Exchange<Bytes>`); the store keeps
-//! it redacted and with bodies capped (`Exchange<StoredBody>`). One generic shape for
-//! both keeps the conversion a single, testable step (`store::prepare`).
+//! as hyper handed it over ([`Captured`]: `http` heads, bodies whole up to
+//! `--max-body` or, for a streamed body, the stored prefix with the length and
+//! SHA-256 of all of it); the store keeps it redacted and with bodies capped
+//! (`Exchange<StoredBody>`). Converting the heads to text happens in one testable step
+//! on the writer thread (`store::prepare`), off the proxy's hot path.
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode, Uri};
 
 /// Which way the request travelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,14 +96,20 @@ pub struct Exchange<B> {
 impl RequestRecord<StoredBody> {
     /// The body's content, decoded if it was sent gzip- or deflate-encoded.
     pub fn content(&self) -> std::borrow::Cow<'_, [u8]> {
-        crate::content_encoding::content(&self.headers, &self.body.bytes)
+        crate::content_encoding::content(
+            header(&self.headers, "content-encoding"),
+            &self.body.bytes,
+        )
     }
 }
 
 impl ResponseRecord<StoredBody> {
     /// The body's content, decoded if it was sent gzip- or deflate-encoded.
     pub fn content(&self) -> std::borrow::Cow<'_, [u8]> {
-        crate::content_encoding::content(&self.headers, &self.body.bytes)
+        crate::content_encoding::content(
+            header(&self.headers, "content-encoding"),
+            &self.body.bytes,
+        )
     }
 }
 
@@ -125,6 +136,127 @@ impl StoredBody {
     }
 }
 
+/// A body as captured on the hot path.
+///
+/// A body up to `--max-body` is kept whole (`sha256` None: the writer hashes what it
+/// stores). A larger one streamed through: `bytes` is its first `--max-body` bytes,
+/// `len` and `sha256` describe everything that crossed (as far as it got).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CapturedBody {
+    pub bytes: Bytes,
+    pub len: u64,
+    pub sha256: Option<[u8; 32]>,
+}
+
+impl CapturedBody {
+    /// A body held whole.
+    pub fn whole(bytes: Bytes) -> CapturedBody {
+        CapturedBody {
+            len: bytes.len() as u64,
+            bytes,
+            sha256: None,
+        }
+    }
+
+    /// A streamed body: its kept prefix, total length and digest.
+    pub fn streamed(prefix: Bytes, len: u64, sha256: [u8; 32]) -> CapturedBody {
+        CapturedBody {
+            bytes: prefix,
+            len,
+            sha256: Some(sha256),
+        }
+    }
+
+    /// Whether it streamed through (only a prefix is held).
+    pub fn is_streamed(&self) -> bool {
+        self.sha256.is_some()
+    }
+}
+
+/// The request as captured: hyper's head (extensions cleared) and the body.
+#[derive(Debug)]
+pub struct CapturedRequest {
+    pub parts: http::request::Parts,
+    pub body: CapturedBody,
+}
+
+impl CapturedRequest {
+    /// A request head from its pieces (for requests graphtape makes itself).
+    pub fn new(method: http::Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Self {
+        let (mut parts, ()) = http::Request::new(()).into_parts();
+        parts.method = method;
+        parts.uri = uri;
+        parts.version = http::Version::HTTP_11;
+        parts.headers = headers;
+        CapturedRequest {
+            parts,
+            body: CapturedBody::whole(body),
+        }
+    }
+}
+
+/// The response as captured from the peer.
+#[derive(Debug, Clone)]
+pub struct CapturedResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: CapturedBody,
+}
+
+/// Where graphtape sent a request: a URI as built for the client, or a label for what
+/// graphtape answered itself (replay).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Uri(Uri),
+    Label(String),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Uri(uri) => uri.fmt(f),
+            Target::Label(label) => f.write_str(label),
+        }
+    }
+}
+
+/// One exchange as the proxy captured it, on its way to the writer.
+#[derive(Debug)]
+pub struct Captured {
+    pub seq: u64,
+    pub direction: Direction,
+    pub wall_start_us: i64,
+    pub timing: Timing,
+    pub request: CapturedRequest,
+    pub target: Option<Target>,
+    /// The request body as forwarded, when graphtape changed it (callbackUri rewriting).
+    pub forwarded_body: Option<CapturedBody>,
+    pub response: Option<CapturedResponse>,
+    pub error: Option<String>,
+}
+
+impl Captured {
+    /// About how many bytes this exchange holds while it waits for the writer (bodies
+    /// plus headers plus a fixed overhead), for a queue bounded in bytes.
+    pub fn size(&self) -> usize {
+        const OVERHEAD: usize = 512;
+        let headers = |h: &HeaderMap| {
+            h.iter()
+                .map(|(n, v)| n.as_str().len() + v.len() + 16)
+                .sum::<usize>()
+        };
+        OVERHEAD
+            + self.request.body.bytes.len()
+            + headers(&self.request.parts.headers)
+            + self.forwarded_body.as_ref().map_or(0, |b| b.bytes.len())
+            + self
+                .response
+                .as_ref()
+                .map_or(0, |r| r.body.bytes.len() + headers(&r.headers))
+            + self.error.as_ref().map_or(0, String::len)
+    }
+}
+
 /// Lower-case hex SHA-256.
 pub fn sha256_hex(data: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, data);
@@ -140,6 +272,16 @@ pub fn hex(bytes: &[u8]) -> String {
             let _ = write!(s, "{b:02x}");
             s
         })
+}
+
+/// Headers as recorded: names lower-case, values raw. `HeaderMap` groups the values
+/// of one name together, so the pairs come grouped by name in order of each name's
+/// first appearance, the values of one name in the order they arrived.
+pub fn record_headers(headers: &HeaderMap) -> Headers {
+    headers
+        .iter()
+        .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().to_vec()))
+        .collect()
 }
 
 /// The first value of header `name` (lower-case), if it is UTF-8.
@@ -164,6 +306,54 @@ mod tests {
         let whole = StoredBody::capture(b"hi", 5);
         assert!(!whole.truncated);
         assert_eq!(whole.bytes, b"hi");
+    }
+
+    #[test]
+    fn captured_size_counts_bodies_and_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", "application/json".parse().unwrap());
+        let request = CapturedRequest::new(
+            http::Method::POST,
+            Uri::from_static("/a"),
+            headers,
+            Bytes::from(vec![0; 1000]),
+        );
+        let ex = Captured {
+            seq: 1,
+            direction: Direction::Api,
+            wall_start_us: 0,
+            timing: Timing::default(),
+            request,
+            target: Some(Target::Uri(Uri::from_static("http://x/a"))),
+            forwarded_body: None,
+            response: Some(CapturedResponse {
+                status: StatusCode::OK,
+                headers: HeaderMap::new(),
+                body: CapturedBody::streamed(Bytes::from(vec![0; 300]), 1 << 30, [0; 32]),
+            }),
+            error: None,
+        };
+        let size = ex.size();
+        assert!((1300..1300 + 1024).contains(&size), "{size}");
+        assert!(ex.response.unwrap().body.is_streamed());
+        assert!(!ex.request.body.is_streamed());
+    }
+
+    #[test]
+    fn recorded_headers_group_values_by_name() {
+        let mut h = HeaderMap::new();
+        h.append("a", "1".parse().unwrap());
+        h.append("b", "2".parse().unwrap());
+        h.append("a", "3".parse().unwrap());
+        let names: Vec<(String, Vec<u8>)> = record_headers(&h);
+        assert_eq!(
+            names,
+            vec![
+                ("a".to_string(), b"1".to_vec()),
+                ("a".to_string(), b"3".to_vec()),
+                ("b".to_string(), b"2".to_vec()),
+            ]
+        );
     }
 
     #[test]

@@ -404,7 +404,7 @@ fn is_version(segment: &str) -> bool {
 
 /// Decode `%XX` escapes; malformed escapes are kept literally and invalid
 /// UTF-8 is replaced, because a recorder must cope with whatever it sees.
-fn percent_decode(segment: &str) -> String {
+pub(crate) fn percent_decode(segment: &str) -> String {
     let bytes = segment.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut rest = bytes;
@@ -1207,6 +1207,95 @@ mod tests {
                     let _ = ids_from_exchange("POST", &text, Some(201), Some(&text), bytes);
                     let _ = ids_from_exchange("GET", "/calls/a", None, Some(&text), bytes);
                     let _ = parse_notifications(bytes);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::proptest_support::{json_value, near_json, spell};
+    use proptest::prelude::*;
+
+    /// A GUID spelled as Graph spells it in one place or another.
+    fn guid_spellings() -> impl Strategy<Value = (String, String, String)> {
+        "[0-9a-f]{32}".prop_map(|hex| {
+            let dashed = format!(
+                "{}-{}-{}-{}-{}",
+                &hex[..8],
+                &hex[8..12],
+                &hex[12..16],
+                &hex[16..20],
+                &hex[20..]
+            );
+            (hex.clone(), dashed, hex.to_uppercase())
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn no_input_panics(bytes in near_json(), text in any::<String>(), status in any::<Option<u16>>()) {
+            let _ = parse_notifications(&bytes);
+            let _ = ids_from_path(&text);
+            let _ = normalize_path(&text);
+            let _ = normalize_id(&text);
+            let _ = ids_from_exchange("POST", &text, status, Some(&text), &bytes);
+            let _ = ids_from_exchange("POST", "/communications/calls", status, Some(&text), &bytes);
+        }
+
+        #[test]
+        fn every_spelling_of_a_call_path_is_one_path(
+            (call, call_dashed, call_upper) in guid_spellings(),
+            (op, op_dashed, _) in guid_spellings(),
+            version in prop::sample::select(vec!["", "/v1.0", "/beta"]),
+            action in prop::sample::select(vec!["", "/participants/invite", "/microsoft.graph.answer", "/answer"]),
+        ) {
+            let canonical = normalize_path(&format!("/communications/calls/{call}{action}"));
+            for spelled in [
+                format!("{version}/app/calls/{call_upper}{action}"),
+                format!("https://graph.microsoft.com{version}/communications/calls/{call_dashed}{action}?x=1"),
+                format!("{version}/applications/app1/calls/{{{call_dashed}}}{action}/"),
+            ] {
+                prop_assert_eq!(&normalize_path(&spelled), &canonical, "{}", spelled);
+            }
+            let ids = ids_from_path(&format!("{version}/app/calls/{call_upper}/operations/{op_dashed}"));
+            prop_assert_eq!(ids.call.map(|c| c.norm), Some(call.clone()));
+            prop_assert_eq!(ids.operation.map(|o| o.norm), Some(op));
+        }
+
+        #[test]
+        fn every_notification_object_is_indexed_at_its_position(
+            entries in prop::collection::vec(prop_oneof![
+                json_value(),
+                "[0-9A-F]{32}".prop_map(|id| serde_json::json!({
+                    "changeType": "updated",
+                    "resource": format!("/app/calls/{id}"),
+                    "resourceData": {"state": "established"},
+                })),
+            ], 0..6),
+            style in any::<u64>(),
+        ) {
+            let body = spell(&serde_json::json!({"value": entries}), style);
+            let indexed = parse_notifications(&body).unwrap();
+            let objects: Vec<usize> = entries
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.is_object())
+                .map(|(i, _)| i)
+                .collect();
+            prop_assert_eq!(indexed.iter().map(|n| n.index).collect::<Vec<_>>(), objects);
+            for n in &indexed {
+                let entry = &entries[n.index];
+                prop_assert_eq!(n.change_type.as_deref(), entry.get("changeType").and_then(Value::as_str));
+                if let (Some(resource), None) = (
+                    entry.get("resource").and_then(Value::as_str),
+                    entry.get("resourceUrl"),
+                ) {
+                    if let Some(id) = resource.strip_prefix("/app/calls/").filter(|id| !id.contains('/')) {
+                        prop_assert_eq!(n.call.as_ref().map(|c| c.norm.clone()), normalize_id(id));
+                    }
                 }
             }
         }

@@ -317,16 +317,65 @@ impl Redactor {
         changed.then_some(out)
     }
 
+    /// Redacts the credentials a URL can carry: its userinfo (`user:pass@`) and
+    /// secret query parameters (as [`Redactor::query`]). Everything else stays, so
+    /// the URL still says where it leads. `None` if nothing changed.
+    pub fn url(&self, url: &str) -> Option<String> {
+        if !self.enabled {
+            return None;
+        }
+        let (before_fragment, fragment) = match url.find('#') {
+            Some(i) => url.split_at(i),
+            None => (url, ""),
+        };
+        let (base, query) = match before_fragment.split_once('?') {
+            Some((base, query)) => (base, Some(query)),
+            None => (before_fragment, None),
+        };
+        let mut changed = false;
+        let mut out = String::with_capacity(url.len());
+        match userinfo_range(base) {
+            Some((start, end)) => match self.redact_secret(&base.as_bytes()[start..end]) {
+                Some(placeholder) => {
+                    out.push_str(&base[..start]);
+                    out.push_str(&placeholder);
+                    out.push_str(&base[end..]);
+                    changed = true;
+                }
+                None => out.push_str(base),
+            },
+            None => out.push_str(base),
+        }
+        if let Some(query) = query {
+            out.push('?');
+            match self.query(query) {
+                Some(redacted) => {
+                    out.push_str(&redacted);
+                    changed = true;
+                }
+                None => out.push_str(query),
+            }
+        }
+        out.push_str(fragment);
+        changed.then_some(out)
+    }
+
     fn json(&self, body: &[u8]) -> Option<Vec<u8>> {
         // Validating first lets the scanner trust the structure it walks, and
         // keeps half-understood input from being "redacted" wrongly.
         std::str::from_utf8(body).ok()?;
         serde_json::from_slice::<Value>(body).ok()?;
-        let replacements: Vec<_> = jsonscan::string_values(body, is_secret_json_key)?
+        let wanted = |k: &str| is_secret_json_key(k) || is_callback_url_key(k);
+        let replacements: Vec<_> = jsonscan::keyed_string_values(body, wanted)?
             .into_iter()
-            .filter_map(|(range, text)| {
-                let placeholder = self.redact_secret(text.as_bytes())?;
-                Some((range, jsonscan::literal(&placeholder)))
+            .filter_map(|(range, key, text)| {
+                // A callback URL keeps where it leads; only its credentials go.
+                let replacement = if is_callback_url_key(&key) {
+                    self.url(&text)?
+                } else {
+                    self.redact_secret(text.as_bytes())?
+                };
+                Some((range, jsonscan::literal(&replacement)))
             })
             .collect();
         if replacements.is_empty() {
@@ -470,6 +519,22 @@ pub fn is_secret_param(raw_name: &[u8]) -> bool {
     SECRET_PARAMS
         .iter()
         .any(|secret| secret.as_bytes().eq_ignore_ascii_case(&name))
+}
+
+/// Whether a JSON object key holds a callback URL (`callbackUri`, legacy `callback`),
+/// whose query or userinfo may carry a credential.
+pub fn is_callback_url_key(key: &str) -> bool {
+    key.eq_ignore_ascii_case("callbackUri") || key.eq_ignore_ascii_case("callback")
+}
+
+/// Byte range of the userinfo in `scheme://userinfo@host/...`, if there is one.
+fn userinfo_range(url: &str) -> Option<(usize, usize)> {
+    let start = url.find("://")? + 3;
+    let authority_end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    let at = url[start..authority_end].rfind('@')?;
+    Some((start, start + at))
 }
 
 /// Whether a JSON object key names a credential field.
@@ -788,6 +853,40 @@ mod tests {
     }
 
     #[test]
+    fn callback_urls_lose_only_their_credentials() {
+        let r = redactor();
+        assert_eq!(
+            r.url("https://bot.example/api/calls?tenant=1&token=SECRET1#f"),
+            Some(format!(
+                "https://bot.example/api/calls?tenant=1&token={}#f",
+                r.placeholder(b"SECRET1")
+            ))
+        );
+        assert_eq!(
+            r.url("https://user:SECRET2@bot.example:8443/api?x=@"),
+            Some(format!(
+                "https://{}@bot.example:8443/api?x=@",
+                r.placeholder(b"user:SECRET2")
+            ))
+        );
+        assert_eq!(r.url("https://bot.example/a@b?webInstanceId=3"), None);
+        assert_eq!(Redactor::disabled().url("https://u:p@bot/?token=t"), None);
+        let body = br#"{"callbackUri":"https://u:SECRET3@bot/cb?code=SECRET4&i=2","Callback":"http://bot/?sig=SECRET5","other":"https://u:p@x/"}"#;
+        let out = text(r.body(Some("application/json"), body)).unwrap();
+        for secret in ["SECRET3", "SECRET4", "SECRET5"] {
+            assert!(!out.contains(secret), "{out}");
+        }
+        assert!(
+            out.contains("@bot/cb?code=graphtape-redacted:") && out.contains("&i=2"),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#""other":"https://u:p@x/""#),
+            "only callback keys: {out}"
+        );
+    }
+
+    #[test]
     fn json_body_changes_only_secret_literals() {
         let r = redactor();
         let secret_literal = r#""eyJ0\/x\u0041\"q\\""#;
@@ -938,6 +1037,91 @@ mod tests {
             r#""\"#,
         ] {
             assert_eq!(r.body(None, json.as_bytes()), None, "{json}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::proptest_support::{json_object, json_value, near_json, spell};
+    use proptest::prelude::*;
+
+    /// What redaction must make of a document, worked out on the parsed value.
+    fn expected(r: &Redactor, value: &Value) -> Value {
+        match value {
+            Value::Object(members) => Value::Object(
+                members
+                    .iter()
+                    .map(|(k, v)| {
+                        let v = match v {
+                            Value::String(s) if is_secret_json_key(k) => {
+                                Value::String(r.redact_secret(s.as_bytes()).unwrap_or(s.clone()))
+                            }
+                            Value::String(s) if is_callback_url_key(k) => {
+                                Value::String(r.url(s).unwrap_or(s.clone()))
+                            }
+                            v => expected(r, v),
+                        };
+                        (k.clone(), v)
+                    })
+                    .collect(),
+            ),
+            Value::Array(items) => Value::Array(items.iter().map(|v| expected(r, v)).collect()),
+            v => v.clone(),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn json_bodies_lose_their_secrets_and_nothing_else(
+            mut value in json_object(),
+            style in any::<u64>(),
+            secret in "SECRET-[a-z0-9]{8}",
+            nested in json_value(),
+        ) {
+            let r = Redactor::new(b"0123456789abcdef0123456789abcdef");
+            let map = value.as_object_mut().unwrap();
+            map.insert("token".into(), Value::String(secret.clone()));
+            map.insert("callbackUri".into(), Value::String(format!("https://u:{secret}@bot/x?sig={secret}&a=1")));
+            map.insert("n".into(), serde_json::json!([{"clientSecret": secret}, nested]));
+            let text = spell(&value, style);
+            let out = r.body(Some("application/json"), &text).expect("secrets to redact");
+            let parsed: Value = serde_json::from_slice(&out).unwrap();
+            prop_assert_eq!(parsed, expected(&r, &value));
+            prop_assert!(!String::from_utf8_lossy(&out).contains(&secret));
+        }
+
+        #[test]
+        fn no_input_panics(bytes in near_json(), text in any::<String>()) {
+            let r = Redactor::new(&[9; 32]);
+            for content_type in [None, Some("application/json"), Some("application/x-www-form-urlencoded")] {
+                let _ = r.body(content_type, &bytes);
+            }
+            let _ = r.query(&text);
+            let _ = r.url(&text);
+            let _ = r.header_value("authorization", text.as_bytes());
+            let _ = r.header_value("cookie", &bytes);
+            let _ = r.header_value("set-cookie", &bytes);
+            let _ = parse_redacted(&text);
+            let _ = jwt_claims(&text);
+        }
+
+        #[test]
+        fn query_redaction_keeps_names_and_order(
+            pairs in prop::collection::vec(("(token|code|a|b|sig|x%5Fy)", "[a-zA-Z0-9%]{0,8}"), 0..6)
+        ) {
+            let r = Redactor::new(&[9; 32]);
+            let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let query = query.join("&");
+            let out = r.query(&query).unwrap_or(query.clone());
+            let names = |q: &str| q.split('&').map(|p| p.split('=').next().unwrap_or("").to_string()).collect::<Vec<_>>();
+            prop_assert_eq!(names(&out), names(&query));
+            for (k, v) in &pairs {
+                if is_secret_param(k.as_bytes()) && !v.is_empty() {
+                    prop_assert!(!out.split('&').any(|p| p == format!("{k}={v}")), "{} kept in {}", v, out);
+                }
+            }
         }
     }
 }

@@ -148,7 +148,7 @@ impl Explorer {
                 bot: self.bot.clone(),
                 forwarder: self.forwarder.clone(),
                 pace: self.pace,
-                progress: false,
+                progress: None,
                 retry: self.retry,
                 response_grace: match self.pace {
                     Pace::Fast => RESPONSE_GRACE,
@@ -384,7 +384,7 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("explore-{session}")));
 
-    let auth = callback_auth(db, r)?;
+    let auth = callback_auth(db, r, true)?;
     let cert = cert_source(&r.tls, db, &[r.api_listen], None);
     let server_tls = cert
         .as_ref()

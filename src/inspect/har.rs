@@ -21,8 +21,8 @@ pub fn har(info: &SessionInfo, exchanges: &[Exchange<StoredBody>]) -> Value {
     let mut comment = format!("graphtape session {}", info.name);
     if info.unrecorded > 0 {
         comment.push_str(&format!(
-            "; {} exchanges were lost by the store and are missing",
-            info.unrecorded
+            "; {} lost by the store and missing",
+            crate::plural::count(info.unrecorded, "exchange")
         ));
     }
     json!({
@@ -211,7 +211,7 @@ fn post_data(headers: &Headers, body: &StoredBody) -> Value {
 fn content(headers: &Headers, body: &StoredBody) -> Value {
     let mut out = Map::new();
     let decoded = (!body.truncated)
-        .then(|| crate::content_encoding::decode(headers, &body.bytes))
+        .then(|| crate::content_encoding::decode(header(headers, "content-encoding"), &body.bytes))
         .flatten();
     let bytes: &[u8] = decoded.as_deref().unwrap_or(&body.bytes);
     match &decoded {

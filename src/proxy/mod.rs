@@ -4,7 +4,9 @@
 //! failed upstream, or passed through. Recording is the last phase and always runs.
 
 pub mod api;
+pub mod body;
 pub mod callback;
+mod callback_guard;
 pub mod capture;
 mod forward;
 pub mod headers;
@@ -12,6 +14,7 @@ mod relay;
 pub mod reply;
 mod routes;
 
+pub use callback_guard::CallbackGuard;
 pub use forward::Forwarder;
 pub use relay::Relay;
 pub use routes::{CallbackRoutes, NewRoute};

@@ -6,6 +6,8 @@ use std::path::Path;
 use rusqlite::Connection;
 
 use super::format::{BodyDoc, EventDoc, Recording, FORMAT};
+use super::provenance::PROVENANCE_KEY;
+use super::validate;
 use crate::clock::parse_unix_micros;
 use crate::codec::{decode_headers, BodyContent};
 use crate::exchange::{
@@ -90,7 +92,7 @@ pub fn parse_recording(
         location,
         reason,
     };
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let de = &mut serde_json::Deserializer::from_slice(crate::jsonscan::strip_bom(bytes));
     let doc: Recording = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
@@ -115,15 +117,45 @@ pub fn parse_recording(
             "expected a UTC time like 2026-11-27T16:53:45.123456Z".into(),
         )
     })?;
-    if doc.session.name.trim().is_empty() {
-        return Err(invalid("at session.name".into(), "empty name".into()));
+    validate::session_name(&doc.session.name)
+        .map_err(|why| invalid("at session.name".into(), why))?;
+    if let Some(ended) = doc.session.ended_us {
+        validate::offset(ended).map_err(|why| invalid("at session.ended_us".into(), why))?;
+    }
+    if doc.session.unrecorded > validate::MAX_COUNT {
+        return Err(invalid(
+            "at session.unrecorded".into(),
+            format!("{} is too large", doc.session.unrecorded),
+        ));
+    }
+    if !doc.session.config.is_object() {
+        return Err(invalid(
+            "at session.config".into(),
+            "expected an object".into(),
+        ));
+    }
+    let mut config = doc.session.config;
+    if let Some(provenance) = doc.provenance {
+        let Some(fields) = config.as_object_mut() else {
+            return Err(invalid(
+                "at session.config".into(),
+                "a recording with a provenance needs an object here".into(),
+            ));
+        };
+        if !provenance.is_object() || fields.contains_key(PROVENANCE_KEY) {
+            return Err(invalid(
+                "at provenance".into(),
+                "expected one object (and no \"provenance\" key in session.config)".into(),
+            ));
+        }
+        fields.insert(PROVENANCE_KEY.into(), provenance);
     }
     let info = SessionInfo {
         id: 0,
         name: doc.session.name,
         started_unix_us,
         ended_us: doc.session.ended_us,
-        config: doc.session.config,
+        config,
         unrecorded: doc.session.unrecorded,
     };
     let mut exchanges = Vec::with_capacity(doc.events.len());
@@ -140,7 +172,9 @@ pub fn parse_recording(
             ));
         }
         last_seq = event.seq;
-        exchanges.push(exchange(event).map_err(|(field, reason)| invalid(at(&field), reason))?);
+        let ex = exchange(event).map_err(|(field, reason)| invalid(at(&field), reason))?;
+        validate::exchange(&ex).map_err(|(field, reason)| invalid(at(&field), reason))?;
+        exchanges.push(ex);
     }
     Ok((info, exchanges))
 }
@@ -327,6 +361,164 @@ mod tests {
         ] {
             let msg = err_of(&MINIMAL.replace(from, to));
             assert!(msg.contains(want), "{to}: {msg}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::exchange::{Direction, Headers, RequestRecord, ResponseRecord, Timing};
+    use crate::proptest_support::{json_value, near_json, spell};
+    use crate::recording::{to_document, to_pretty};
+    use proptest::prelude::*;
+
+    fn body() -> impl Strategy<Value = StoredBody> {
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..40),
+            (json_value(), any::<u64>()).prop_map(|(v, style)| spell(&v, style)),
+            json_value().prop_map(|v| serde_json::to_vec(&v).unwrap()),
+        ]
+        .prop_flat_map(|bytes| {
+            let len = bytes.len();
+            (Just(bytes), 0..=len + 1)
+        })
+        .prop_map(|(bytes, keep)| StoredBody::capture(&bytes, keep))
+    }
+
+    fn headers() -> impl Strategy<Value = Headers> {
+        let value = prop_oneof![
+            "[ -~]{0,20}".prop_map(String::into_bytes),
+            prop::collection::vec(
+                any::<u8>().prop_filter("no CR/LF/NUL", |b| !matches!(b, 0 | b'\r' | b'\n')),
+                0..10
+            ),
+        ];
+        prop::collection::vec(("[a-z][a-z0-9-]{0,12}", value), 0..4)
+    }
+
+    fn exchange() -> impl Strategy<Value = Exchange<StoredBody>> {
+        (
+            any::<bool>(),
+            (
+                0..1_000_000i64,
+                0..1000i64,
+                prop::option::of((0..1000i64, 0..1000i64)),
+            ),
+            (
+                prop::sample::select(vec!["GET", "POST", "DELETE", "PATCH"]),
+                "(/[a-zA-Z0-9._~%-]{1,8}){1,2}(/[a-zA-Z0-9._~%-]{0,8}){0,2}",
+                prop::option::of("[a-z0-9=&%+]{0,12}"),
+            ),
+            // A forwarded body is a rewritten one: never empty (an empty one reads as absent).
+            (
+                headers(),
+                body(),
+                prop::option::of(body().prop_filter("non-empty", |b| b.len > 0)),
+            ),
+            prop::option::of((100u16..600, headers(), body())),
+            (
+                prop::option::of("[ -~]{0,30}"),
+                prop::option::of("[ -~\n]{0,30}"),
+            ),
+        )
+            .prop_map(
+                |(
+                    callback,
+                    (start, took, answered),
+                    (method, path, query),
+                    (req_headers, req_body, forwarded),
+                    response,
+                    (target, error),
+                )| {
+                    let (response_timing, response) = match (answered, response) {
+                        (Some((wait, len)), Some((status, headers, body))) => (
+                            (Some(start + wait), Some(start + wait + len)),
+                            Some(ResponseRecord {
+                                status,
+                                headers,
+                                body,
+                            }),
+                        ),
+                        _ => ((None, None), None),
+                    };
+                    Exchange {
+                        seq: 0,
+                        direction: if callback {
+                            Direction::Callback
+                        } else {
+                            Direction::Api
+                        },
+                        wall_start_us: 1_795_000_000_000_000 + start,
+                        timing: Timing {
+                            request_start_us: start,
+                            request_end_us: Some(start + took),
+                            response_start_us: response_timing.0,
+                            response_end_us: response_timing.1,
+                        },
+                        request: RequestRecord {
+                            method: method.to_string(),
+                            path,
+                            query,
+                            version: "HTTP/1.1".into(),
+                            headers: req_headers,
+                            body: req_body,
+                        },
+                        target,
+                        forwarded_body: forwarded,
+                        response,
+                        error,
+                    }
+                },
+            )
+    }
+
+    fn session() -> SessionInfo {
+        SessionInfo {
+            id: 0,
+            name: "prop".into(),
+            started_unix_us: 1_795_000_000_000_000,
+            ended_us: Some(2_000_000),
+            config: serde_json::json!({"upstream": "https://graph.microsoft.com"}),
+            unrecorded: 0,
+        }
+    }
+
+    proptest! {
+        /// Export, import, export: the same exchanges and the identical file.
+        #[test]
+        fn recordings_round_trip(mut exchanges in prop::collection::vec(exchange(), 0..5)) {
+            for (i, ex) in exchanges.iter_mut().enumerate() {
+                ex.seq = i as u64 * 3 + 1;
+            }
+            let info = session();
+            let text = to_pretty(&serde_json::to_value(to_document(&info, &exchanges)).unwrap());
+            let (back_info, back) = parse_recording(text.as_bytes(), "p.json").unwrap();
+            prop_assert_eq!(&back, &exchanges);
+            prop_assert_eq!(&back_info.name, &info.name);
+            let again = to_pretty(&serde_json::to_value(to_document(&info, &back)).unwrap());
+            prop_assert_eq!(again, text);
+        }
+
+        /// Anything at all, or a real recording with one byte changed and cut: an
+        /// error or a recording, never a panic.
+        #[test]
+        fn no_input_panics(
+            bytes in near_json(),
+            exchanges in prop::collection::vec(exchange(), 1..3),
+            at in any::<usize>(), byte in any::<u8>(), cut in any::<usize>(),
+        ) {
+            let _ = parse_recording(&bytes, "x.json");
+            let mut exchanges = exchanges;
+            for (i, ex) in exchanges.iter_mut().enumerate() {
+                ex.seq = i as u64 + 1;
+            }
+            let info = session();
+            let mut text = to_pretty(&serde_json::to_value(to_document(&info, &exchanges)).unwrap()).into_bytes();
+            let at = at % text.len();
+            text[at] = byte;
+            text.truncate(cut % (text.len() + 1));
+            let _ = parse_recording(&text, "x.json");
         }
     }
 }

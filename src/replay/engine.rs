@@ -21,10 +21,12 @@ use super::report::{Divergence, Report, ReportBuilder};
 use super::substitute::Substitutions;
 use crate::clock::SessionClock;
 use crate::content_encoding::map_content;
-use crate::exchange::{Direction, Exchange, Headers, ResponseRecord, StoredBody};
+use crate::exchange::{
+    Captured, CapturedBody, CapturedResponse, Direction, Exchange, Headers, StoredBody, Target,
+};
 use crate::graph::ids_from_path;
 use crate::proxy::capture::Inbound;
-use crate::proxy::headers::{resend, to_record};
+use crate::proxy::headers::resend;
 use crate::proxy::reply::{error_json, Body};
 use crate::store::Recorder;
 
@@ -122,15 +124,7 @@ impl Replay {
         let requests = plan
             .api
             .iter()
-            .map(|&i| {
-                let r = &recorded[i].request;
-                RecordedRequest {
-                    method: r.method.clone(),
-                    path: r.path.clone(),
-                    query: r.query.clone(),
-                    body: r.body.bytes.clone(),
-                }
-            })
+            .map(|&i| RecordedRequest::from(&recorded[i]))
             .collect();
         let arrivals = plan.api.iter().map(|_| watch::channel(None).0).collect();
         let responded = plan.api.iter().map(|_| watch::channel(None).0).collect();
@@ -165,7 +159,7 @@ impl Replay {
     }
 
     /// Records one exchange of the replay, when it is recorded.
-    pub async fn record(&self, ex: Exchange<Bytes>) {
+    pub async fn record(&self, ex: Captured) {
         if let Some(recorder) = &self.recorder {
             recorder.record(ex).await;
         }
@@ -252,11 +246,15 @@ impl Replay {
     pub fn substitute(&self, headers: &Headers, body: &[u8]) -> Bytes {
         let subs = self.subs.lock();
         let changed = subs.ok().and_then(|s| {
-            map_content(headers, body, |content| {
-                let learned = s.apply(content);
-                let source = learned.as_deref().unwrap_or(content);
-                self.ids.to_live(source).or(learned)
-            })
+            map_content(
+                crate::exchange::header(headers, "content-encoding"),
+                body,
+                |content| {
+                    let learned = s.apply(content);
+                    let source = learned.as_deref().unwrap_or(content);
+                    self.ids.to_live(source).or(learned)
+                },
+            )
         });
         match changed {
             Some(changed) => Bytes::from(changed),
@@ -294,10 +292,10 @@ impl Replay {
         self.ids.str_to_live(&path)
     }
 
-    /// Reports a divergence (and logs it as it happens).
+    /// Reports a divergence (logged at debug level as it happens; the report lists it).
     pub fn diverged(&self, d: Divergence) {
         if self.settings.log_divergences {
-            tracing::warn!(kind = d.kind, message = %d.message, "divergence");
+            tracing::debug!(kind = d.kind, message = %d.message, "divergence");
         }
         self.report(|r| r.diverged(d));
     }
@@ -314,11 +312,12 @@ impl Replay {
         let mut ex = inbound.into_exchange(Direction::Api);
         ex.timing.response_start_us = Some(self.clock.now_us());
         ex.timing.response_end_us = ex.timing.response_start_us;
-        ex.target = recorded_seq.map(|seq| format!("graphtape-replay:recorded#{seq}"));
-        ex.response = Some(ResponseRecord {
-            status: reply.status.as_u16(),
-            headers: to_record(&reply.headers),
-            body: reply.body.clone(),
+        ex.target =
+            recorded_seq.map(|seq| Target::Label(format!("graphtape-replay:recorded#{seq}")));
+        ex.response = Some(CapturedResponse {
+            status: reply.status,
+            headers: reply.headers.clone(),
+            body: CapturedBody::whole(reply.body.clone()),
         });
         self.record(ex).await;
         let response = reply.response();
@@ -340,11 +339,18 @@ impl Replay {
             .uri
             .query()
             .map(|q| self.ids.str_to_recorded(q));
+        // Matching and learning read the content: a bot may gzip its request bodies.
+        let encoding = inbound
+            .parts
+            .headers
+            .get(http::header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok());
+        let content = crate::content_encoding::content(encoding, &inbound.body);
         let body = self
             .ids
-            .to_recorded(&inbound.body)
+            .to_recorded(&content)
             .map(Bytes::from)
-            .unwrap_or_else(|| inbound.body.clone());
+            .unwrap_or_else(|| Bytes::copy_from_slice(&content));
         let live = LiveRequest {
             method: inbound.parts.method.as_str(),
             path: &path,
@@ -361,12 +367,12 @@ impl Replay {
                 let recorded = &self.recorded[self.plan.api[ordinal]];
                 if let Ok(mut subs) = self.subs.lock() {
                     subs.learn(
-                        &recorded.request.body.bytes,
+                        &recorded.request.content(),
                         &body,
                         &self.settings.learn_keys,
                     );
                 }
-                self.learn_callback_url(&recorded.request.body.bytes, &body);
+                self.learn_callback_url(&recorded.request.content(), &body);
                 let call = self.plan.api_calls[ordinal].clone();
                 self.report(|r| r.matched(&call, ordinal));
                 if let Some(tx) = self.arrivals.get(ordinal) {

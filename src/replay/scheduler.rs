@@ -1,12 +1,12 @@
 //! The notification side of a replay: re-sends the recorded notifications to the bot,
 //! one at a time in recorded order, each released by its cause and the recorded gap.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::AUTHORIZATION;
-use http::{HeaderMap, HeaderValue, Method, Request, Version};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderValue, Method, Request, Uri, Version};
 use http_body_util::Full;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -14,10 +14,14 @@ use tokio::time::Instant;
 use super::auth::{claims_of, CallbackAuth};
 use super::engine::Replay;
 use super::plan::{Anchor, PlannedNotification};
+use super::progress::Progress;
 use super::report::Divergence;
 use crate::config::Upstream;
-use crate::exchange::{Direction, Exchange, RequestRecord, ResponseRecord, StoredBody, Timing};
-use crate::proxy::headers::{resend, to_record};
+use crate::exchange::{
+    Captured, CapturedBody, CapturedRequest, CapturedResponse, Direction, Exchange, StoredBody,
+    Target, Timing,
+};
+use crate::proxy::headers::resend;
 use crate::proxy::Forwarder;
 
 /// How fast recorded gaps pass.
@@ -48,8 +52,8 @@ pub struct Delivery {
     pub bot: Upstream,
     pub forwarder: Forwarder,
     pub pace: Pace,
-    /// Show a live progress line (stderr is a terminal).
-    pub progress: bool,
+    /// Where progress is kept for display, if it is shown.
+    pub progress: Option<Arc<Progress>>,
     /// Deliver again, as Graph does, when the bot answers 5xx or not in time.
     pub retry: bool,
     /// Least time between a response and a notification that must come after it:
@@ -67,9 +71,11 @@ pub async fn deliver_all(
     start: Instant,
     mut stop: watch::Receiver<bool>,
 ) {
-    let total = replay.plan.notifications.len();
     let mut missing_causes: Vec<usize> = Vec::new();
     for (position, planned) in replay.plan.notifications.iter().enumerate() {
+        if let Some(p) = &delivery.progress {
+            p.waiting_for_cause();
+        }
         let due = tokio::select! {
             due = due_time(&replay, &delivery, planned, start, &mut missing_causes) => due,
             _ = stop.wait_for(|stopped| *stopped) => break,
@@ -79,19 +85,15 @@ pub async fn deliver_all(
             None => undelivered(&replay, position),
         }
         replay.finished(position);
-        if delivery.progress {
-            let call = planned.call.as_deref().unwrap_or("-");
-            eprint!(
-                "\rreplay: {}/{total} notifications, {} requests pending, call {call}   ",
-                position + 1,
-                replay.missing().len()
-            );
-            let _ = std::io::stderr().flush();
+        if let Some(p) = &delivery.progress {
+            p.sent(position + 1, recorded_offset(&replay, planned));
         }
     }
-    if delivery.progress && total > 0 {
-        eprintln!();
-    }
+}
+
+/// When the notification happened in the recording.
+fn recorded_offset(replay: &Replay, planned: &PlannedNotification) -> i64 {
+    replay.recorded[planned.index].timing.request_start_us
 }
 
 /// Waits until a notification is due: its cause made (and answered, if it was recorded
@@ -127,6 +129,9 @@ async fn due_time(
     let due =
         anchor + delivery.pace.scale(planned.gap_us) + Duration::from_micros(planned.delay_us);
     let due = not_before.map_or(due, |n| due.max(n));
+    if let Some(p) = &delivery.progress {
+        p.due(due, recorded_offset(replay, planned));
+    }
     sleep_precisely(due).await;
     Some(due)
 }
@@ -179,7 +184,9 @@ async fn deliver(replay: &Replay, delivery: &Delivery, position: usize, due: Ins
     let recorded_status = recorded.response.as_ref().map(|r| r.status);
     let mut attempt = 0;
     let (seq, outcome) = loop {
-        let (seq, outcome) = send_once(replay, delivery, position, due).await;
+        let Some((seq, outcome)) = send_once(replay, delivery, position, due).await else {
+            return;
+        };
         let failed = outcome.error.is_some() || outcome.status.is_some_and(|s| s >= 500);
         if !(delivery.retry && failed && attempt < RETRY_BACKOFF_US.len()) {
             break (seq, outcome);
@@ -226,19 +233,31 @@ async fn send_once(
     delivery: &Delivery,
     position: usize,
     due: Instant,
-) -> (u64, Attempt) {
+) -> Option<(u64, Attempt)> {
     let planned = &replay.plan.notifications[position];
     let recorded = &replay.recorded[planned.index];
     let body = replay.substitute(&recorded.request.headers, &recorded.request.body.bytes);
     let headers = outgoing_headers(replay, recorded, body.len());
     let method = Method::from_bytes(recorded.request.method.as_bytes()).unwrap_or(Method::POST);
     let mut req = Request::new(Full::new(body.clone()));
-    *req.method_mut() = method;
+    *req.method_mut() = method.clone();
     let path = replay.delivery_path(recorded.target.as_deref(), &planned.path);
-    *req.uri_mut() = delivery.bot.join(&path);
+    *req.uri_mut() = match delivery_target(&delivery.bot, &path) {
+        Ok(uri) => uri,
+        Err(reason) => {
+            replay.diverged(Divergence {
+                kind: "notification-failed",
+                call: planned.call.clone(),
+                recorded_seq: Some(planned.seq),
+                replay_seq: None,
+                message: format!("not delivered: {reason}"),
+            });
+            return None;
+        }
+    };
     *req.headers_mut() = headers.clone();
     *req.version_mut() = Version::HTTP_11;
-    let target = req.uri().to_string();
+    let target = req.uri().clone();
 
     let clock = &replay.clock;
     let seq = clock.next_seq();
@@ -250,7 +269,7 @@ async fn send_once(
         error: outcome.error.as_ref().map(|e| e.message.clone()),
         late_us,
     };
-    let ex = Exchange {
+    let ex = Captured {
         seq,
         direction: Direction::Callback,
         wall_start_us: clock.wall_start_us() + start,
@@ -260,25 +279,47 @@ async fn send_once(
             response_start_us: outcome.response_start_us,
             response_end_us: outcome.response_end_us,
         },
-        request: RequestRecord {
-            method: recorded.request.method.clone(),
-            query: path.split_once('?').map(|(_, q)| q.to_string()),
-            path: path.split('?').next().unwrap_or_default().to_string(),
-            version: "HTTP/1.1".into(),
-            headers: to_record(&headers),
+        request: CapturedRequest::new(
+            method,
+            path.parse().unwrap_or_else(|_| Uri::from_static("/")),
+            headers,
             body,
-        },
-        target: Some(target),
+        ),
+        target: Some(Target::Uri(target)),
         forwarded_body: None,
-        response: outcome.head.map(|head| ResponseRecord {
-            status: head.status.as_u16(),
-            headers: to_record(&head.headers),
-            body: outcome.body,
+        response: outcome.head.map(|head| CapturedResponse {
+            status: head.status,
+            headers: head.headers,
+            body: CapturedBody::whole(outcome.body),
         }),
         error: outcome.error.map(|e| e.message),
     };
     replay.record(ex).await;
-    (seq, attempt)
+    Some((seq, attempt))
+}
+
+/// Where a notification goes: always the bot's origin (`--bot-url`), with the recorded
+/// (or learned) path, which must be origin-form. A path that is not (`@host/x`,
+/// `//host/x`, an absolute URL) could otherwise move the delivery, and its freshly
+/// signed token, to another host.
+pub(crate) fn delivery_target(bot: &Upstream, path_and_query: &str) -> Result<Uri, String> {
+    let refuse = |why: &str| format!("the path {path_and_query:?} {why}; refusing to send it");
+    if !path_and_query.starts_with('/') || path_and_query.starts_with("//") {
+        return Err(refuse("is not origin-form (one leading \"/\", no host)"));
+    }
+    let joined = format!("{}{path_and_query}", bot.base_path);
+    let pq = PathAndQuery::try_from(joined.as_str()).map_err(|e| refuse(&e.to_string()))?;
+    let uri = Uri::builder()
+        .scheme(bot.scheme.as_str())
+        .authority(bot.authority.as_str())
+        .path_and_query(pq)
+        .build()
+        .map_err(|e| refuse(&e.to_string()))?;
+    // Belt and braces: whatever the path held, the origin is the bot's.
+    if uri.authority().map(|a| a.as_str()) != Some(bot.authority.as_str()) {
+        return Err(refuse("would leave the bot's origin"));
+    }
+    Ok(uri)
 }
 
 /// The recorded headers, minus what belongs to the old hop and the old token, plus the
@@ -299,4 +340,55 @@ fn outgoing_headers(replay: &Replay, recorded: &Exchange<StoredBody>, len: usize
         headers.insert(AUTHORIZATION, value);
     }
     headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever path a recording or a bot gives, a delivery goes to the bot's
+        /// origin or nowhere; and every path the importer accepts is deliverable.
+        #[test]
+        fn deliveries_never_leave_the_bots_origin(path in any::<String>(), tail in "[ -~]{0,20}") {
+            let bot = Upstream::parse("http://127.0.0.1:3978/hook").unwrap();
+            for candidate in [path.clone(), format!("/{tail}"), format!("@{tail}"), format!("//{tail}")] {
+                if let Ok(uri) = delivery_target(&bot, &candidate) {
+                    prop_assert_eq!(uri.authority().map(|a| a.as_str()), Some("127.0.0.1:3978"));
+                    prop_assert_eq!(uri.scheme_str(), Some("http"));
+                    prop_assert!(uri.path().starts_with("/hook/"));
+                }
+                let (p, q) = match candidate.split_once('?') {
+                    Some((p, q)) => (p, Some(q)),
+                    None => (candidate.as_str(), None),
+                };
+                if crate::recording::origin_form(p, q, true).is_ok() {
+                    prop_assert!(delivery_target(&bot, &candidate).is_ok(), "{}", candidate);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn deliveries_stay_at_the_bots_origin() {
+        let bot = Upstream::parse("http://127.0.0.1:3978/bot").unwrap();
+        assert_eq!(
+            delivery_target(&bot, "/api/calls?x=1").unwrap().to_string(),
+            "http://127.0.0.1:3978/bot/api/calls?x=1"
+        );
+        for evil in [
+            "@127.0.0.1:18099/evil",
+            "//127.0.0.1:18099/evil",
+            "http://127.0.0.1:18099/evil",
+            "/a b",
+            "",
+        ] {
+            let err = delivery_target(&bot, evil).unwrap_err();
+            assert!(err.contains("refusing"), "{evil}: {err}");
+        }
+        let bare = Upstream::parse("http://127.0.0.1:3978").unwrap();
+        let err = delivery_target(&bare, "@127.0.0.1:18099/evil").unwrap_err();
+        assert!(err.contains("origin-form"), "{err}");
+    }
 }

@@ -330,3 +330,57 @@ mod tests {
         assert!(subs.apply(bytes).is_some());
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::proptest_support::{json_value, near_json, spell};
+    use proptest::prelude::*;
+
+    fn substituted(value: &Value, from: &str, to: &str) -> Value {
+        match value {
+            Value::String(s) if s == from => Value::String(to.to_string()),
+            Value::Array(items) => {
+                Value::Array(items.iter().map(|v| substituted(v, from, to)).collect())
+            }
+            Value::Object(members) => Value::Object(
+                members
+                    .iter()
+                    .map(|(k, v)| (k.clone(), substituted(v, from, to)))
+                    .collect(),
+            ),
+            v => v.clone(),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn no_input_panics(a in near_json(), b in near_json()) {
+            let mut subs = Substitutions::default();
+            subs.learn(&a, &b, &default_learn_keys());
+            subs.learn(br#"{"clientContext":"r"}"#, br#"{"clientContext":"l"}"#, &default_learn_keys());
+            let _ = subs.apply(&a);
+            let _ = value_strings(&b);
+        }
+
+        /// Every string value equal to the recorded one, and nothing else, becomes the
+        /// live one, however the document is spelled.
+        #[test]
+        fn substitution_replaces_whole_string_values(
+            value in json_value(),
+            style in any::<u64>(),
+            recorded in "[a-z0-9-]{1,8}",
+            live in "[ -~]{0,8}",
+        ) {
+            prop_assume!(recorded != live);
+            let mut subs = Substitutions::default();
+            let body = |ctx: &str| serde_json::to_vec(&serde_json::json!({"clientContext": ctx})).unwrap();
+            subs.learn(&body(&recorded), &body(&live), &default_learn_keys());
+            let doc = serde_json::json!([value, recorded.clone(), {"k": recorded.clone()}]);
+            let spelled = spell(&doc, style);
+            let out = subs.apply(&spelled).expect("the recorded value occurs");
+            let parsed: Value = serde_json::from_slice(&out).unwrap();
+            prop_assert_eq!(parsed, substituted(&doc, &recorded, &live));
+        }
+    }
+}

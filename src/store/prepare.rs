@@ -3,16 +3,18 @@
 //! This runs on the writer thread, not on the proxy's hot path, and it is the only way
 //! a captured exchange reaches SQLite, so nothing can bypass redaction.
 
-use bytes::Bytes;
-
 use crate::content_encoding::map_content;
-use crate::exchange::{header, Exchange, Headers, RequestRecord, ResponseRecord, StoredBody};
+use crate::exchange::{
+    header, hex, record_headers, Captured, CapturedBody, Exchange, Headers, RequestRecord,
+    ResponseRecord, StoredBody,
+};
 use crate::redact::Redactor;
 
 /// Redacts credentials (headers, query, token-bearing body fields) and keeps at most
-/// `max_body` bytes of each body, with the full length and hash.
-pub fn prepare(ex: Exchange<Bytes>, redactor: &Redactor, max_body: usize) -> Exchange<StoredBody> {
-    let Exchange {
+/// `max_body` bytes of each body, with the full length and hash. The `http` heads the
+/// proxy captured become text here, on the writer thread.
+pub fn prepare(ex: Captured, redactor: &Redactor, max_body: usize) -> Exchange<StoredBody> {
+    let Captured {
         seq,
         direction,
         wall_start_us,
@@ -23,21 +25,32 @@ pub fn prepare(ex: Exchange<Bytes>, redactor: &Redactor, max_body: usize) -> Exc
         response,
         error,
     } = ex;
-    let query = request.query.map(|q| redactor.query(&q).unwrap_or(q));
-    let target = target.map(|t| redact_url(redactor, t));
-    let forwarded_body = forwarded_body.map(|b| body(redactor, &request.headers, &b, max_body));
+    let parts = request.parts;
+    let request_headers = record_headers(&parts.headers);
+    let query = parts
+        .uri
+        .query()
+        .map(|q| redactor.query(q).unwrap_or_else(|| q.to_string()));
+    let target = target.map(|t| {
+        let t = t.to_string();
+        redactor.url(&t).unwrap_or(t)
+    });
+    let forwarded_body = forwarded_body.map(|b| body(redactor, &request_headers, &b, max_body));
     let request = RequestRecord {
-        body: body(redactor, &request.headers, &request.body, max_body),
-        headers: headers(redactor, request.headers),
-        method: request.method,
-        path: request.path,
+        body: body(redactor, &request_headers, &request.body, max_body),
+        headers: headers(redactor, request_headers),
+        method: parts.method.as_str().to_string(),
+        path: parts.uri.path().to_string(),
         query,
-        version: request.version,
+        version: format!("{:?}", parts.version),
     };
-    let response = response.map(|r| ResponseRecord {
-        status: r.status,
-        body: body(redactor, &r.headers, &r.body, max_body),
-        headers: headers(redactor, r.headers),
+    let response = response.map(|r| {
+        let response_headers = record_headers(&r.headers);
+        ResponseRecord {
+            status: r.status.as_u16(),
+            body: body(redactor, &response_headers, &r.body, max_body),
+            headers: headers(redactor, response_headers),
+        }
     });
     Exchange {
         seq,
@@ -52,17 +65,6 @@ pub fn prepare(ex: Exchange<Bytes>, redactor: &Redactor, max_body: usize) -> Exc
     }
 }
 
-/// A URL with its query's secrets redacted.
-fn redact_url(redactor: &Redactor, url: String) -> String {
-    match url.split_once('?') {
-        Some((base, query)) => match redactor.query(query) {
-            Some(redacted) => format!("{base}?{redacted}"),
-            None => url,
-        },
-        None => url,
-    }
-}
-
 fn headers(redactor: &Redactor, headers: Headers) -> Headers {
     headers
         .into_iter()
@@ -74,43 +76,68 @@ fn headers(redactor: &Redactor, headers: Headers) -> Headers {
 }
 
 /// An encoded body is redacted in its content and encoded again, so a token inside a
-/// gzip response is caught too.
-fn body(redactor: &Redactor, headers: &Headers, raw: &[u8], max_body: usize) -> StoredBody {
+/// gzip response is caught too. A streamed body arrives as its prefix with the length
+/// and digest of the whole, which are kept as they are.
+fn body(
+    redactor: &Redactor,
+    headers: &Headers,
+    captured: &CapturedBody,
+    max_body: usize,
+) -> StoredBody {
+    let raw: &[u8] = &captured.bytes;
     let content_type = header(headers, "content-type");
-    match map_content(headers, raw, |content| redactor.body(content_type, content)) {
-        Some(redacted) => StoredBody::capture(&redacted, max_body),
-        None => StoredBody::capture(raw, max_body),
+    let redacted = map_content(header(headers, "content-encoding"), raw, |content| {
+        redactor.body(content_type, content)
+    });
+    match captured.sha256 {
+        None => StoredBody::capture(redacted.as_deref().unwrap_or(raw), max_body),
+        Some(digest) => {
+            let kept = redacted.unwrap_or_else(|| raw.to_vec());
+            let keep = kept.len().min(max_body);
+            StoredBody {
+                truncated: (keep as u64) < captured.len,
+                bytes: kept[..keep].to_vec(),
+                len: captured.len,
+                sha256: hex(&digest),
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exchange::{Direction, Timing};
+    use crate::exchange::{CapturedRequest, CapturedResponse, Direction, Target, Timing};
+    use bytes::Bytes;
+    use http::{HeaderMap, Method, StatusCode, Uri};
 
-    fn captured() -> Exchange<Bytes> {
-        Exchange {
+    fn captured() -> Captured {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", "Bearer SECRET2".parse().unwrap());
+        headers.insert("content-type", "application/json".parse().unwrap());
+        let mut response_headers = HeaderMap::new();
+        response_headers.insert("content-type", "text/plain".parse().unwrap());
+        Captured {
             seq: 1,
             direction: Direction::Api,
             wall_start_us: 0,
             timing: Timing::default(),
-            request: RequestRecord {
-                method: "GET".into(),
-                path: "/recording".into(),
-                query: Some("a=1&access_token=SECRET1".into()),
-                version: "HTTP/1.1".into(),
-                headers: vec![
-                    ("authorization".into(), b"Bearer SECRET2".to_vec()),
-                    ("content-type".into(), b"application/json".to_vec()),
-                ],
-                body: Bytes::from_static(br#"{"recordingAccessToken":"SECRET3","n":1}"#),
-            },
-            target: Some("https://graph.example/recording?sig=SECRET4".into()),
-            forwarded_body: Some(Bytes::from_static(br#"{"token":"SECRET5"}"#)),
-            response: Some(ResponseRecord {
-                status: 200,
-                headers: vec![("content-type".into(), b"text/plain".to_vec())],
-                body: Bytes::from_static(b"0123456789"),
+            request: CapturedRequest::new(
+                Method::GET,
+                Uri::from_static("/recording?a=1&access_token=SECRET1"),
+                headers,
+                Bytes::from_static(br#"{"recordingAccessToken":"SECRET3","n":1}"#),
+            ),
+            target: Some(Target::Uri(Uri::from_static(
+                "https://graph.example/recording?sig=SECRET4",
+            ))),
+            forwarded_body: Some(CapturedBody::whole(Bytes::from_static(
+                br#"{"token":"SECRET5"}"#,
+            ))),
+            response: Some(CapturedResponse {
+                status: StatusCode::OK,
+                headers: response_headers,
+                body: CapturedBody::whole(Bytes::from_static(b"0123456789")),
             }),
             error: None,
         }
@@ -154,11 +181,11 @@ mod tests {
             .unwrap();
         let mut ex = captured();
         let resp = ex.response.as_mut().unwrap();
-        resp.headers = vec![
-            ("content-type".into(), b"application/json".to_vec()),
-            ("content-encoding".into(), b"gzip".to_vec()),
-        ];
-        resp.body = Bytes::from(gz.finish().unwrap());
+        resp.headers
+            .insert("content-type", "application/json".parse().unwrap());
+        resp.headers
+            .insert("content-encoding", "gzip".parse().unwrap());
+        resp.body = CapturedBody::whole(Bytes::from(gz.finish().unwrap()));
         let stored = prepare(ex, &Redactor::new(&[7; 32]), 1 << 20);
         let content = stored.response.unwrap().content().into_owned();
         let text = String::from_utf8(content).unwrap();
@@ -167,6 +194,19 @@ mod tests {
             text.contains("graphtape-redacted:") && text.contains(r#""x":1"#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_streamed_body_keeps_its_prefix_length_and_digest() {
+        let mut ex = captured();
+        ex.response.as_mut().unwrap().body =
+            CapturedBody::streamed(Bytes::from_static(b"0123"), 1 << 30, [0xab; 32]);
+        let stored = prepare(ex, &Redactor::new(&[7; 32]), 4);
+        let body = stored.response.unwrap().body;
+        assert_eq!(body.bytes, b"0123");
+        assert_eq!(body.len, 1 << 30);
+        assert!(body.truncated);
+        assert_eq!(body.sha256, "ab".repeat(32));
     }
 
     #[test]

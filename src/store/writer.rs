@@ -9,14 +9,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use bytes::Bytes;
 use rusqlite::Connection;
 use tokio::sync::mpsc;
 
 use super::{insert_exchange, insert_route, prepare, StoreError};
-use crate::exchange::Exchange;
+use crate::exchange::Captured;
 use crate::proxy::NewRoute;
 use crate::redact::Redactor;
+use crate::sanitize::Sanitizer;
 
 /// How many captured exchanges may wait for the writer before the proxy waits.
 const QUEUE: usize = 4096;
@@ -24,7 +24,7 @@ const QUEUE: usize = 4096;
 const BATCH: usize = 256;
 
 enum WriteOp {
-    Exchange(Box<Exchange<Bytes>>),
+    Exchange(Box<Captured>),
     Route(NewRoute),
     End { ended_us: i64 },
 }
@@ -78,7 +78,7 @@ pub struct Recorder {
 
 impl Recorder {
     /// Queues an exchange, waiting while the writer is behind.
-    pub async fn record(&self, ex: Exchange<Bytes>) {
+    pub async fn record(&self, ex: Captured) {
         if self.tx.send(WriteOp::Exchange(Box::new(ex))).await.is_err() {
             self.health.lost(1, "the store writer has stopped".into());
         }
@@ -135,6 +135,18 @@ pub fn spawn_writer(
     redactor: Redactor,
     max_body: usize,
 ) -> (Recorder, WriterHandle) {
+    spawn_writer_sanitized(conn, session_id, redactor, max_body, None)
+}
+
+/// Like [`spawn_writer`], with personal data sanitised (after credential redaction)
+/// before anything is stored.
+pub fn spawn_writer_sanitized(
+    conn: Connection,
+    session_id: i64,
+    redactor: Redactor,
+    max_body: usize,
+    sanitizer: Option<Sanitizer>,
+) -> (Recorder, WriterHandle) {
     let (tx, rx) = mpsc::channel(QUEUE);
     let health = Arc::new(StoreHealth::default());
     let recorder = Recorder {
@@ -146,6 +158,7 @@ pub fn spawn_writer(
         session_id,
         redactor,
         max_body,
+        sanitizer,
         health,
     };
     let thread = std::thread::Builder::new()
@@ -164,6 +177,8 @@ struct Writer {
     session_id: i64,
     redactor: Redactor,
     max_body: usize,
+    /// Learns ids as exchanges pass, hence owned by this thread.
+    sanitizer: Option<Sanitizer>,
     health: Arc<StoreHealth>,
 }
 
@@ -210,13 +225,19 @@ impl Writer {
 
     /// Commits a batch in one transaction; if that fails, retries one by one so a single
     /// bad row cannot take its neighbours down with it.
-    fn write(&mut self, batch: Vec<Exchange<Bytes>>) {
+    fn write(&mut self, batch: Vec<Captured>) {
         if batch.is_empty() {
             return;
         }
         let rows: Vec<_> = batch
             .into_iter()
-            .map(|ex| prepare(ex, &self.redactor, self.max_body))
+            .map(|ex| {
+                let row = prepare(ex, &self.redactor, self.max_body);
+                match self.sanitizer.as_mut() {
+                    Some(sanitizer) => sanitizer.apply(row),
+                    None => row,
+                }
+            })
             .collect();
         let all = (|| -> Result<(), StoreError> {
             let tx = self.conn.transaction()?;

@@ -47,11 +47,23 @@ impl Graphtape {
     /// Starts `graphtape record` with `args` plus `--db` and an ephemeral API port, and
     /// waits for its `listening api=` line.
     pub async fn record(db: &Path, args: &[&str]) -> Graphtape {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_graphtape"))
+        Self::record_with(db, args, |_| {}).await
+    }
+
+    /// [`Graphtape::record`], with the command adjusted first (environment, limits).
+    pub async fn record_with(
+        db: &Path,
+        args: &[&str],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Graphtape {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_graphtape"));
+        command
             .arg("record")
             .args(["--api-listen", "127.0.0.1:0", "--db"])
             .arg(db)
-            .args(args)
+            .args(args);
+        adjust(&mut command);
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -99,6 +111,11 @@ impl Graphtape {
             cert,
             stderr,
         }
+    }
+
+    /// The child's process id (for /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("graphtape still running")
     }
 
     /// Sends `signal` without waiting.
