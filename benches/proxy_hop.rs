@@ -73,6 +73,7 @@ async fn run() {
         clock: clock.clone(),
         recorder,
         policy: StoreErrorPolicy::Forward,
+        max_body: 16 << 20,
     };
     let api = Arc::new(ApiProxy {
         upstream: Upstream::parse(&format!("http://{upstream}")).unwrap(),
@@ -154,10 +155,12 @@ fn canned(status: u16, body: &'static [u8]) -> Response<Body> {
         .unwrap()
 }
 
-async fn spawn_server<H, F>(stop: tokio::sync::watch::Receiver<()>, handler: H) -> SocketAddr
+async fn spawn_server<H, F, B>(stop: tokio::sync::watch::Receiver<()>, handler: H) -> SocketAddr
 where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Response<Body>> + Send + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + From<Full<Bytes>> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -11,14 +11,15 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::certs::cert_source;
+use super::sanitizers;
 use crate::cli::RecordArgs;
 use crate::clock::{format_unix_micros, SessionClock};
-use crate::config::{parse_size, seconds, Upstream};
+use crate::config::{parse_size, seconds, ServerLimits, Upstream};
 use crate::proxy::api::ApiProxy;
 use crate::proxy::callback::CallbackProxy;
 use crate::proxy::{CallbackGuard, CallbackRoutes, Forwarder, Relay};
 use crate::redact::Redactor;
-use crate::server::{bind, listen_url, serve, stop_signal};
+use crate::server::{bind, listen_url, runtime, serve_with, Drain, StopSignals};
 use crate::store::{self, Access, Recorder};
 use crate::tls::{self, CertSource};
 
@@ -31,6 +32,8 @@ struct Plan {
     upstream_timeout: Duration,
     bot_timeout: Duration,
     cert: Option<CertSource>,
+    limits: ServerLimits,
+    drain_timeout: Duration,
 }
 
 impl Plan {
@@ -41,6 +44,12 @@ impl Plan {
             .as_deref()
             .map(|u| Upstream::parse_flag("--bot-url", u))
             .transpose()?;
+        if let Some(warning) = bot
+            .as_ref()
+            .and_then(|b| b.appended_path_warning("--bot-url"))
+        {
+            tracing::warn!("{warning}");
+        }
         let public_url = args
             .public_url
             .as_deref()
@@ -82,6 +91,8 @@ impl Plan {
             upstream_timeout,
             bot_timeout,
             cert,
+            limits: listener_limits(&args.listener)?,
+            drain_timeout: seconds("--drain-timeout", args.listener.drain_timeout, false)?,
         })
     }
 }
@@ -101,6 +112,7 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         .callback_listen
         .map(|addr| bind(addr, "--callback-listen"))
         .transpose()?;
+    let ui = args.ui.map(|addr| bind(addr, "--ui")).transpose()?;
 
     let conn = store::open(db, Access::Create)?;
     let key = store::redaction_key(&conn)?;
@@ -134,7 +146,7 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         Some(name) => name,
         None => default_name(&conn, clock.wall_start_us()),
     };
-    let config = serde_json::json!({
+    let mut config = serde_json::json!({
         "graphtape": env!("CARGO_PKG_VERSION"),
         "upstream": plan.upstream.to_string(),
         "upstream_ca": args.upstream_ca.as_ref().map(|p| p.display().to_string()),
@@ -151,14 +163,19 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         "on_store_error": format!("{:?}", args.on_store_error).to_lowercase(),
         "keep_secrets": args.keep_secrets,
     });
-    let session_id = store::create_session(&conn, &name, clock.wall_start_us(), &config)?;
-    let (recorder, writer) = store::spawn_writer(conn, session_id, redactor, plan.max_body);
+    let sanitizer = sanitizers::for_record(&args.sanitizers, &key, &mut config)?;
+    // Held until the session is closed: `sessions delete` refuses a live session.
+    let (session_id, live) =
+        store::create_live_session(&conn, db, &name, clock.wall_start_us(), &config)?;
+    let (recorder, writer) =
+        store::spawn_writer_sanitized(conn, session_id, redactor, plan.max_body, sanitizer);
 
     let relay = |recorder: Recorder, timeout| Relay {
         forwarder: Forwarder::new(client_tls.clone(), timeout),
         clock: clock.clone(),
         recorder,
         policy: args.on_store_error,
+        max_body: plan.max_body,
     };
     let api = Arc::new(ApiProxy {
         upstream: plan.upstream,
@@ -171,14 +188,17 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         routes,
     });
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = runtime(args.listener.threads).context("starting the async runtime")?;
+    let drain = Drain::new(plan.drain_timeout);
+    let limits = plan.limits;
     let session = name.clone();
     let api_tls = args.api_tls.then(|| server_tls.clone()).flatten();
+    let drain_of_run = drain.clone();
     let served = runtime.block_on(async move {
+        let drain = drain_of_run;
+        let mut signals = StopSignals::new()?;
         let (stop_tx, stop_rx) = watch::channel(());
+        let stop_rx_ui = stop_rx.clone();
         let mut servers = Vec::new();
         let mut out = std::io::stdout().lock();
         writeln!(out, "recording session={name} db={}", db.display())?;
@@ -190,9 +210,11 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
             "listening api={}",
             listen_url(api_addr, api_tls.is_some())
         )?;
-        servers.push(tokio::spawn(serve(
+        servers.push(tokio::spawn(serve_with(
             tokio::net::TcpListener::from_std(api_listener)?,
             api_tls,
+            limits,
+            drain.clone(),
             move |req| api.clone().handle(req),
             stopped(stop_rx.clone()),
         )));
@@ -202,18 +224,34 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
                 "listening callback={}",
                 listen_url(addr, server_tls.is_some())
             )?;
-            servers.push(tokio::spawn(serve(
+            servers.push(tokio::spawn(serve_with(
                 tokio::net::TcpListener::from_std(listener)?,
                 server_tls,
+                limits,
+                drain.clone(),
                 move |req| callback_proxy.clone().handle(req),
                 stopped(stop_rx),
+            )));
+        }
+        if let Some((listener, addr)) = ui {
+            super::ui::warn_if_exposed(addr);
+            writeln!(out, "listening ui={}", listen_url(addr, false))?;
+            servers.push(tokio::spawn(crate::ui::serve(
+                tokio::net::TcpListener::from_std(listener)?,
+                db.to_path_buf(),
+                stopped(stop_rx_ui),
             )));
         }
         out.flush()?;
         drop(out);
 
-        stop_signal().await?;
-        tracing::info!("stopping: finishing in-flight exchanges");
+        signals.next().await;
+        let again = drain.clone();
+        tokio::spawn(async move {
+            signals.next().await;
+            again.cut_now();
+        });
+        tracing::info!("stopping: finishing in-flight exchanges (signal again to stop now)");
         drop(stop_tx);
         for server in servers {
             server.await?;
@@ -224,22 +262,44 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
     // the runtime drops them so the writer can finish.
     runtime.shutdown_timeout(Duration::from_secs(1));
     let health = writer.finish(clock.now_us());
+    drop(live);
     served?;
 
     eprintln!(
-        "graphtape: session {session} recorded: {} exchanges in {}",
-        health.recorded(),
+        "graphtape: session {session} recorded: {} in {}",
+        crate::plural::count(health.recorded(), "exchange"),
         db.display()
     );
+    let cut_short = drain.cut_short();
+    if cut_short > 0 {
+        eprintln!(
+            "graphtape: error: {cut_short} exchanges were still open at shutdown; recorded with what had arrived and the error \"{}\"",
+            crate::server::CUT_SHORT
+        );
+    }
     let unrecorded = health.unrecorded();
     if unrecorded > 0 || health.has_failed() {
         eprintln!(
-            "graphtape: error: {unrecorded} exchanges passed through but were NOT recorded; last store error: {}",
+            "graphtape: error: {} passed through but NOT recorded; last store error: {}",
+            crate::plural::count(unrecorded, "exchange"),
             health.last_error().unwrap_or_default()
         );
         return Ok(ExitCode::from(1));
     }
+    if cut_short > 0 {
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The listener limits from their flags.
+pub(crate) fn listener_limits(args: &crate::cli::ListenerArgs) -> anyhow::Result<ServerLimits> {
+    Ok(ServerLimits::from_flags(
+        args.header_timeout,
+        args.body_timeout,
+        args.idle_timeout,
+        args.max_connections,
+    )?)
 }
 
 /// `rec-YYYYMMDD-HHMMSS`, with a suffix if that is taken.

@@ -1,16 +1,27 @@
-//! `graphtape sessions`: what the database holds.
+//! `graphtape sessions`: what the database holds; `sessions delete` removes some.
 
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::cli::SessionsArgs;
+use crate::cli::{SessionsAction, SessionsArgs};
 use crate::clock::format_unix_micros;
-use crate::store::{list_sessions, open, Access, SessionSummary};
+use crate::store::{delete_sessions, list_sessions, open, Access, SessionSummary};
+use crate::ui::pages::{duration_us, summary_json};
 
 pub fn run(db: &Path, args: &SessionsArgs) -> anyhow::Result<ExitCode> {
+    if let Some(SessionsAction::Delete(delete)) = &args.action {
+        let conn = open(db, Access::Existing)?;
+        let mut out = std::io::stdout().lock();
+        for removed in delete_sessions(&conn, db, &delete.names)? {
+            writeln!(out, "deleted {}", super::prune::describe(&removed))?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let conn = open(db, Access::Existing)?;
-    let sessions = list_sessions(&conn)?;
+    let mut sessions = list_sessions(&conn)?;
+    // By start time (imports keep their recorded start), then creation.
+    sessions.sort_by_key(|s| (s.info.started_unix_us, s.info.id));
     let mut out = std::io::stdout().lock();
     if args.json {
         for s in &sessions {
@@ -19,15 +30,22 @@ pub fn run(db: &Path, args: &SessionsArgs) -> anyhow::Result<ExitCode> {
     } else if sessions.is_empty() {
         writeln!(out, "no sessions in {}", db.display())?;
     } else {
+        // The name column is as wide as the longest name, so long names stay aligned.
+        let w = sessions
+            .iter()
+            .map(|s| s.info.name.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(28);
         writeln!(
             out,
-            "{:<28} {:<27} {:>10} {:>6} {:>6} {:>14} {:>10}",
+            "{:<w$} {:<27} {:>10} {:>6} {:>6} {:>14} {:>10}",
             "NAME", "STARTED (UTC)", "DURATION", "CALLS", "API", "NOTIFICATIONS", "UNRECORDED"
         )?;
         for s in &sessions {
             writeln!(
                 out,
-                "{:<28} {:<27} {:>10} {:>6} {:>6} {:>14} {:>10}",
+                "{:<w$} {:<27} {:>10} {:>6} {:>6} {:>14} {:>10}",
                 s.info.name,
                 format_unix_micros(s.info.started_unix_us),
                 duration(s),
@@ -41,28 +59,9 @@ pub fn run(db: &Path, args: &SessionsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The recorded end, else the last event (a session cut short by a crash).
-fn duration_us(s: &SessionSummary) -> Option<i64> {
-    s.info.ended_us.or(s.last_event_us)
-}
-
 fn duration(s: &SessionSummary) -> String {
     match duration_us(s) {
         Some(us) => format!("{:.3}s", us as f64 / 1e6),
         None => "-".into(),
     }
-}
-
-fn summary_json(s: &SessionSummary) -> serde_json::Value {
-    serde_json::json!({
-        "name": s.info.name,
-        "started_at": format_unix_micros(s.info.started_unix_us),
-        "duration_us": duration_us(s),
-        "ended": s.info.ended_us.is_some(),
-        "calls": s.calls,
-        "api_exchanges": s.api_exchanges,
-        "callbacks": s.callbacks,
-        "notifications": s.notifications,
-        "unrecorded": s.info.unrecorded,
-    })
 }

@@ -6,7 +6,6 @@ use anyhow::bail;
 
 use crate::exchange::{Exchange, StoredBody};
 use crate::graph::normalize_id;
-use crate::recording::read_recording;
 use crate::store::{self, Access, SessionInfo};
 
 /// A session and its exchanges, from wherever they are.
@@ -19,20 +18,29 @@ pub struct Source {
 pub fn load(db: &Path, source: &str) -> anyhow::Result<Source> {
     let as_file = Path::new(source);
     if as_file.is_file() {
-        let loaded = read_recording(as_file)?;
+        let loaded = super::progress::read_recording(as_file)?;
         return Ok(Source {
             info: loaded.session,
             exchanges: loaded.exchanges,
         });
     }
-    if !db.exists() && (source.ends_with(".json") || source.contains('/')) {
+    // A path that names no file is a recording the user expected to find, whatever
+    // database happens to be around (a stray ./graphtape.db must not change the answer).
+    let looks_like_file = source.ends_with(".json") || source.contains('/');
+    if looks_like_file && !db.exists() {
         bail!(
             "{source}: no such recording file (and no database at {} to find a session in)",
             db.display()
         );
     }
     let conn = store::open(db, Access::Existing)?;
-    let info = store::find_session(&conn, source)?;
+    let info = match store::find_session(&conn, source) {
+        Err(store::StoreError::SessionNotFound { .. }) if looks_like_file => bail!(
+            "{source}: no such recording file, and no session of that name in {}",
+            db.display()
+        ),
+        found => found?,
+    };
     let exchanges = store::load_exchanges(&conn, info.id)?;
     Ok(Source { info, exchanges })
 }

@@ -21,8 +21,8 @@ pub fn har(info: &SessionInfo, exchanges: &[Exchange<StoredBody>]) -> Value {
     let mut comment = format!("graphtape session {}", info.name);
     if info.unrecorded > 0 {
         comment.push_str(&format!(
-            "; {} exchanges were lost by the store and are missing",
-            info.unrecorded
+            "; {} lost by the store and missing",
+            crate::plural::count(info.unrecorded, "exchange")
         ));
     }
     json!({

@@ -176,10 +176,43 @@ pub(crate) fn ms(us: i64) -> String {
     format!("{sign}{}.{:03}", abs / 1000, abs % 1000)
 }
 
+/// An offset into a session: `5.190ms` under a minute, `mm:ss.mmm` past it (long
+/// sessions read as clock time, not as six-digit milliseconds), `h:mm:ss.mmm` past an
+/// hour.
+pub(crate) fn offset(us: i64) -> String {
+    const MINUTE: u64 = 60_000_000;
+    let abs = us.unsigned_abs();
+    if abs < MINUTE {
+        return format!("{}ms", ms(us));
+    }
+    let sign = if us < 0 { "-" } else { "" };
+    let millis = abs / 1000;
+    let (h, m, s, frac) = (
+        millis / 3_600_000,
+        millis / 60_000 % 60,
+        millis / 1000 % 60,
+        millis % 1000,
+    );
+    if h > 0 {
+        format!("{sign}{h}:{m:02}:{s:02}.{frac:03}")
+    } else {
+        format!("{sign}{m:02}:{s:02}.{frac:03}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::inspect::testutil::{self, api, callback, CALL_A, OP};
+
+    #[test]
+    fn offsets_past_a_minute_read_as_clock_time() {
+        assert_eq!(offset(5_190), "5.190ms");
+        assert_eq!(offset(59_999_999), "59999.999ms");
+        assert_eq!(offset(60_000_000), "01:00.000");
+        assert_eq!(offset(754_321_987), "12:34.321");
+        assert_eq!(offset(3_723_004_000), "1:02:03.004");
+    }
 
     #[test]
     fn notes_keep_raw_entries_aligned_with_indexes() {

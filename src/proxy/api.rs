@@ -9,10 +9,10 @@ use http::{HeaderValue, Request, Response, StatusCode, Version};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
+use super::body::ProxyBody;
 use super::capture::Inbound;
 use super::headers::for_next_hop;
 use super::relay::{Peer, Refusal, Relay};
-use super::reply::Body;
 use super::routes::CallbackRoutes;
 use crate::config::Upstream;
 use crate::exchange::Direction;
@@ -28,8 +28,9 @@ pub struct ApiProxy {
 impl ApiProxy {
     /// One request, start to finish. Never fails: every problem becomes a response the
     /// bot can read and a recorded error.
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
-        let inbound = Inbound::receive(&self.relay.clock, req).await;
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<ProxyBody> {
+        let mut inbound =
+            Inbound::receive_capped(&self.relay.clock, req, self.relay.max_body).await;
         if let Some(refusal) = self
             .refusal(&inbound)
             .or_else(|| self.relay.target_refusal(&inbound, false))
@@ -38,7 +39,7 @@ impl ApiProxy {
             return self.relay.refuse(inbound, Direction::Api, refusal).await;
         }
         let rewritten = self.rewrite_callbacks(&inbound).await;
-        let upstream_req = self.upstream_request(&inbound, rewritten.clone());
+        let upstream_req = self.upstream_request(&mut inbound, rewritten.clone());
         self.relay
             .forward(
                 inbound,
@@ -88,8 +89,9 @@ impl ApiProxy {
     /// The body with `callbackUri` pointing at graphtape, when that changes anything.
     /// New routes are queued for the store before the upstream can call them back
     /// (and are live in memory at once).
+    /// Bodies that stream through (over `--max-body`) are not rewritten.
     async fn rewrite_callbacks(&self, inbound: &Inbound) -> Option<Bytes> {
-        if !self.routes.rewrites() {
+        if !self.routes.rewrites() || inbound.is_streamed() {
             return None;
         }
         let encoding = inbound
@@ -106,25 +108,21 @@ impl ApiProxy {
 
     fn upstream_request(
         &self,
-        inbound: &Inbound,
+        inbound: &mut Inbound,
         rewritten: Option<Bytes>,
-    ) -> Request<Full<Bytes>> {
-        let path_and_query = inbound
-            .parts
-            .uri
-            .path_and_query()
-            .map_or("/", |pq| pq.as_str());
+    ) -> Request<ProxyBody> {
         let mut headers = for_next_hop(inbound.parts.headers.clone());
-        let body = match rewritten {
-            Some(body) => {
+        let body = match (rewritten, inbound.take_rest()) {
+            (_, Some(rest)) => ProxyBody::Tee(rest),
+            (Some(body), None) => {
                 headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-                body
+                ProxyBody::Full(Full::new(body))
             }
-            None => inbound.body.clone(),
+            (None, None) => ProxyBody::Full(Full::new(inbound.body.clone())),
         };
-        let mut req = Request::new(Full::new(body));
+        let mut req = Request::new(body);
         *req.method_mut() = inbound.parts.method.clone();
-        *req.uri_mut() = self.upstream.join(path_and_query);
+        *req.uri_mut() = self.upstream.join_uri(&inbound.parts.uri);
         *req.headers_mut() = headers;
         // The client picks HTTP/2 itself when the upstream offers it (ALPN).
         *req.version_mut() = Version::HTTP_11;

@@ -8,10 +8,10 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
+use super::body::ProxyBody;
 use super::capture::Inbound;
 use super::headers::for_next_hop;
 use super::relay::{Peer, Refusal, Relay};
-use super::reply::Body;
 use super::routes::{parse_minted, CallbackRoutes};
 use crate::config::Upstream;
 use crate::exchange::Direction;
@@ -26,8 +26,9 @@ pub struct CallbackProxy {
 
 impl CallbackProxy {
     /// One notification POST, start to finish.
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
-        let inbound = Inbound::receive(&self.relay.clock, req).await;
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<ProxyBody> {
+        let mut inbound =
+            Inbound::receive_capped(&self.relay.clock, req, self.relay.max_body).await;
         let routed = match self.relay.target_refusal(&inbound, true) {
             Some(refusal) => Err(refusal),
             None => self.route(&inbound),
@@ -47,7 +48,11 @@ impl CallbackProxy {
                 .refuse(inbound, Direction::Callback, refusal)
                 .await;
         }
-        let mut req = Request::new(Full::new(inbound.body.clone()));
+        let body = match inbound.take_rest() {
+            Some(rest) => ProxyBody::Tee(rest),
+            None => ProxyBody::Full(Full::new(inbound.body.clone())),
+        };
+        let mut req = Request::new(body);
         *req.method_mut() = inbound.parts.method.clone();
         *req.uri_mut() = target;
         *req.headers_mut() = for_next_hop(inbound.parts.headers.clone());
@@ -86,7 +91,7 @@ impl CallbackProxy {
             });
         }
         match &self.bot {
-            Some(bot) => Ok(bot.join(uri.path_and_query().map_or("/", |pq| pq.as_str()))),
+            Some(bot) => Ok(bot.join_uri(uri)),
             None => Err(Refusal::new(
                 StatusCode::NOT_FOUND,
                 "notFound",

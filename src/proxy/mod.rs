@@ -4,6 +4,7 @@
 //! failed upstream, or passed through. Recording is the last phase and always runs.
 
 pub mod api;
+pub mod body;
 pub mod callback;
 mod callback_guard;
 pub mod capture;

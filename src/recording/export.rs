@@ -3,6 +3,7 @@
 use rusqlite::Connection;
 
 use super::format::{BodyDoc, EventDoc, Recording, RequestDoc, ResponseDoc, SessionDoc, FORMAT};
+use super::provenance::PROVENANCE_KEY;
 use crate::clock::format_unix_micros;
 use crate::codec::{encode_headers, BodyContent};
 use crate::exchange::{Exchange, StoredBody};
@@ -17,6 +18,11 @@ pub fn export_session(conn: &Connection, name: &str) -> Result<Recording, StoreE
 
 /// Builds the document for a session and its exchanges.
 pub fn to_document(info: &SessionInfo, exchanges: &[Exchange<StoredBody>]) -> Recording {
+    // A cut's provenance lives in the config in the store, at the top level on disk.
+    let mut config = info.config.clone();
+    let provenance = config
+        .as_object_mut()
+        .and_then(|c| c.remove(PROVENANCE_KEY));
     Recording {
         format: FORMAT.to_string(),
         session: SessionDoc {
@@ -24,13 +30,15 @@ pub fn to_document(info: &SessionInfo, exchanges: &[Exchange<StoredBody>]) -> Re
             started_at: format_unix_micros(info.started_unix_us),
             ended_us: info.ended_us,
             unrecorded: info.unrecorded,
-            config: info.config.clone(),
+            config,
         },
+        provenance,
         events: exchanges.iter().map(event).collect(),
     }
 }
 
-fn event(ex: &Exchange<StoredBody>) -> EventDoc {
+/// One exchange as the recording file has it.
+pub fn event(ex: &Exchange<StoredBody>) -> EventDoc {
     let req = &ex.request;
     EventDoc {
         seq: ex.seq,

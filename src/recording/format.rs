@@ -14,6 +14,10 @@ pub const FORMAT: &str = "graphtape/1";
 pub struct Recording {
     pub format: String,
     pub session: SessionDoc,
+    /// Where a cut fixture came from (source session, original seqs, rewritten
+    /// notification POSTs, sanitising); kept in the session's config when imported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Value>,
     pub events: Vec<EventDoc>,
 }
 

@@ -6,6 +6,7 @@ use std::path::Path;
 use rusqlite::Connection;
 
 use super::format::{BodyDoc, EventDoc, Recording, FORMAT};
+use super::provenance::PROVENANCE_KEY;
 use super::validate;
 use crate::clock::parse_unix_micros;
 use crate::codec::{decode_headers, BodyContent};
@@ -133,12 +134,28 @@ pub fn parse_recording(
             "expected an object".into(),
         ));
     }
+    let mut config = doc.session.config;
+    if let Some(provenance) = doc.provenance {
+        let Some(fields) = config.as_object_mut() else {
+            return Err(invalid(
+                "at session.config".into(),
+                "a recording with a provenance needs an object here".into(),
+            ));
+        };
+        if !provenance.is_object() || fields.contains_key(PROVENANCE_KEY) {
+            return Err(invalid(
+                "at provenance".into(),
+                "expected one object (and no \"provenance\" key in session.config)".into(),
+            ));
+        }
+        fields.insert(PROVENANCE_KEY.into(), provenance);
+    }
     let info = SessionInfo {
         id: 0,
         name: doc.session.name,
         started_unix_us,
         ended_us: doc.session.ended_us,
-        config: doc.session.config,
+        config,
         unrecorded: doc.session.unrecorded,
     };
     let mut exchanges = Vec::with_capacity(doc.events.len());

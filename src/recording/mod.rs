@@ -4,15 +4,19 @@
 //! The format is lossless: every body round-trips byte-exact, so export, import and
 //! export again gives the identical file.
 
+mod cut;
 mod export;
 mod format;
 mod import;
 mod pretty;
+mod provenance;
 mod validate;
 
-pub use export::{export_session, to_document};
+pub use cut::{cut, CutError, CutSpec, SeqRange};
+pub use export::{event as event_doc, export_session, to_document};
 pub use format::{Recording, FORMAT};
 pub use import::{parse_recording, read_recording, store_recording, ImportError, Loaded};
 pub use pretty::to_pretty;
+pub use provenance::{match_ignores, note_sanitized, PROVENANCE_KEY};
 #[cfg(test)]
 pub(crate) use validate::origin_form;

@@ -14,7 +14,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::PrivateKeyDer;
 use serde_json::{json, Value};
 
-use crate::redact::JwtClaims;
+use crate::exchange::{header, Exchange, StoredBody};
+use crate::redact::{jwt_claims, parse_redacted, JwtClaims};
 
 /// Problems with the signing key, naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -245,6 +246,17 @@ pub fn verify_es256(token: &str, jwks: &Value) -> bool {
             .verify(signing_input.as_bytes(), &sig)
             .is_ok()
     })
+}
+
+/// The claims of a recorded notification's token: from graphtape's placeholder, or from
+/// the token itself when it was recorded in clear.
+pub fn claims_of(ex: &Exchange<StoredBody>) -> Option<JwtClaims> {
+    let value = header(&ex.request.headers, "authorization")?;
+    if let Some(redacted) = parse_redacted(value) {
+        return Some(redacted.claims);
+    }
+    let token = value.split_once(' ').map_or(value, |(_, t)| t);
+    jwt_claims(token)
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@ use hyper::body::Incoming;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::auth::CallbackAuth;
+use super::auth::{claims_of, CallbackAuth};
+use super::ids::IdMap;
 use super::matcher::{LiveRequest, MatchOutcome, MatchRules, Matcher, RecordedRequest};
 use super::plan::Plan;
 use super::report::{Divergence, Report, ReportBuilder};
@@ -21,7 +22,7 @@ use super::substitute::Substitutions;
 use crate::clock::SessionClock;
 use crate::content_encoding::map_content;
 use crate::exchange::{
-    CapturedBody, CapturedResponse, Direction, Exchange, Headers, StoredBody, Target,
+    Captured, CapturedBody, CapturedResponse, Direction, Exchange, Headers, StoredBody, Target,
 };
 use crate::graph::ids_from_path;
 use crate::proxy::capture::Inbound;
@@ -39,13 +40,20 @@ pub struct Settings {
     pub auth: CallbackAuth,
     /// The API listener's own URL, for the OpenID configuration.
     pub self_url: String,
+    /// Requests made in another order than recorded within a call fail the verdict
+    /// (replay); explore matches order-insensitively within a call.
+    pub request_order: bool,
+    /// Log each divergence as it happens (replay); explore reports them per run.
+    pub log_divergences: bool,
 }
 
 /// Everything the Graph side and the scheduler share.
 pub struct Replay {
     pub plan: Plan,
-    /// The recorded session, in sequence order.
-    pub recorded: Vec<Exchange<StoredBody>>,
+    /// The recorded session, in sequence order (shared by the runs of an explore).
+    pub recorded: Arc<Vec<Exchange<StoredBody>>>,
+    /// This run's fresh call and operation ids (empty in a plain replay).
+    ids: IdMap,
     matcher: Mutex<Matcher>,
     subs: Mutex<Substitutions>,
     /// The bot's recorded callback URLs → the ones it gives in this replay.
@@ -53,16 +61,17 @@ pub struct Replay {
     /// Per API ordinal: when the bot made that request in this replay.
     arrivals: Vec<watch::Sender<Option<Instant>>>,
     /// Per API ordinal: its response has been handed to the connection.
-    responded: Vec<watch::Sender<bool>>,
+    responded: Vec<watch::Sender<Option<Instant>>>,
     /// Per notification position: delivered (or given up on), so held responses go.
     done: Vec<watch::Sender<bool>>,
     /// Counts API requests, so the end of the replay can wait for stragglers without
     /// missing one that arrives between two checks.
     activity: watch::Sender<u64>,
     report: Mutex<ReportBuilder>,
-    pub settings: Settings,
+    pub settings: Arc<Settings>,
     pub clock: Arc<SessionClock>,
-    pub recorder: Recorder,
+    /// Where the replay itself is recorded; None when it is not (explore runs).
+    pub recorder: Option<Recorder>,
 }
 
 /// An answer to the bot, kept as parts so the replay session records exactly what
@@ -107,10 +116,10 @@ impl Replay {
     /// through `recorder` on `clock`.
     pub fn new(
         plan: Plan,
-        recorded: Vec<Exchange<StoredBody>>,
-        settings: Settings,
+        recorded: Arc<Vec<Exchange<StoredBody>>>,
+        settings: Arc<Settings>,
         clock: Arc<SessionClock>,
-        recorder: Recorder,
+        recorder: Option<Recorder>,
     ) -> Replay {
         let requests = plan
             .api
@@ -118,7 +127,7 @@ impl Replay {
             .map(|&i| RecordedRequest::from(&recorded[i]))
             .collect();
         let arrivals = plan.api.iter().map(|_| watch::channel(None).0).collect();
-        let responded = plan.api.iter().map(|_| watch::channel(false).0).collect();
+        let responded = plan.api.iter().map(|_| watch::channel(None).0).collect();
         let done = plan
             .notifications
             .iter()
@@ -138,7 +147,27 @@ impl Replay {
             recorder,
             plan,
             recorded,
+            ids: IdMap::default(),
         }
+    }
+
+    /// The same replay with fresh ids: recorded ids are replaced in everything sent
+    /// to the bot, and the bot's use of the fresh ones is mapped back.
+    pub fn with_ids(mut self, ids: IdMap) -> Replay {
+        self.ids = ids;
+        self
+    }
+
+    /// Records one exchange of the replay, when it is recorded.
+    pub async fn record(&self, ex: Captured) {
+        if let Some(recorder) = &self.recorder {
+            recorder.record(ex).await;
+        }
+    }
+
+    /// Recorded headers as sent in this run (fresh ids in `Location` and the like).
+    pub fn live_headers(&self, headers: &Headers) -> Headers {
+        self.ids.headers_to_live(headers)
     }
 
     /// Ticks on every API request the bot makes.
@@ -175,6 +204,7 @@ impl Replay {
             replay_session,
             self.plan.api.len(),
             self.plan.notifications.len(),
+            self.settings.request_order,
         )
     }
 
@@ -188,15 +218,15 @@ impl Replay {
         }
     }
 
-    /// Waits until the response to recorded request `ordinal` has been sent; false
-    /// after `--wait`.
-    pub async fn response_sent(&self, ordinal: usize) -> bool {
-        let Some(tx) = self.responded.get(ordinal) else {
-            return false;
-        };
-        let mut rx = tx.subscribe();
-        let waited = tokio::time::timeout(self.settings.wait, rx.wait_for(|sent| *sent)).await;
-        matches!(waited, Ok(Ok(_)))
+    /// Waits until the response to recorded request `ordinal` has been sent, and says
+    /// when; None after `--wait`.
+    pub async fn response_sent(&self, ordinal: usize) -> Option<Instant> {
+        let mut rx = self.responded.get(ordinal)?.subscribe();
+        let waited = tokio::time::timeout(self.settings.wait, rx.wait_for(Option::is_some)).await;
+        match waited {
+            Ok(Ok(at)) => *at,
+            _ => None,
+        }
     }
 
     /// Marks notification `position` as finished with (delivered or given up).
@@ -211,16 +241,19 @@ impl Replay {
         self.matcher.lock().map(|m| m.missing()).unwrap_or_default()
     }
 
-    /// Applies learned substitutions.
-    /// A recorded body with the learned substitutions applied to its content (an
-    /// encoded body is decoded, changed and encoded again).
+    /// A recorded body with the learned substitutions and this run's fresh ids applied
+    /// to its content (an encoded body is decoded, changed and encoded again).
     pub fn substitute(&self, headers: &Headers, body: &[u8]) -> Bytes {
         let subs = self.subs.lock();
         let changed = subs.ok().and_then(|s| {
             map_content(
                 crate::exchange::header(headers, "content-encoding"),
                 body,
-                |content| s.apply(content),
+                |content| {
+                    let learned = s.apply(content);
+                    let source = learned.as_deref().unwrap_or(content);
+                    self.ids.to_live(source).or(learned)
+                },
             )
         });
         match changed {
@@ -252,14 +285,18 @@ impl Replay {
                 .ok()
                 .and_then(|urls| urls.get(t).cloned())
         });
-        live.and_then(|url| url.parse::<http::Uri>().ok())
+        let path = live
+            .and_then(|url| url.parse::<http::Uri>().ok())
             .and_then(|uri| uri.path_and_query().map(|pq| pq.as_str().to_string()))
-            .unwrap_or_else(|| recorded_path.to_string())
+            .unwrap_or_else(|| recorded_path.to_string());
+        self.ids.str_to_live(&path)
     }
 
-    /// Reports a divergence (and logs it as it happens).
+    /// Reports a divergence (logged at debug level as it happens; the report lists it).
     pub fn diverged(&self, d: Divergence) {
-        tracing::warn!(kind = d.kind, message = %d.message, "divergence");
+        if self.settings.log_divergences {
+            tracing::debug!(kind = d.kind, message = %d.message, "divergence");
+        }
         self.report(|r| r.diverged(d));
     }
 
@@ -282,12 +319,12 @@ impl Replay {
             headers: reply.headers.clone(),
             body: CapturedBody::whole(reply.body.clone()),
         });
-        self.recorder.record(ex).await;
+        self.record(ex).await;
         let response = reply.response();
         // Handed to hyper, which writes it at once: notifications recorded after this
         // response may go now.
         if let Some(tx) = ordinal.and_then(|o| self.responded.get(o)) {
-            tx.send_replace(true);
+            tx.send_replace(Some(Instant::now()));
         }
         response
     }
@@ -295,18 +332,30 @@ impl Replay {
     /// The reply, the recorded sequence number it comes from, and the ordinal of the
     /// recorded request it matched (first time only).
     async fn answer(&self, inbound: &Inbound) -> (Reply, Option<u64>, Option<usize>) {
+        // The bot's use of this run's fresh ids, mapped back to the recorded ones.
+        let path = self.ids.str_to_recorded(inbound.parts.uri.path());
+        let query = inbound
+            .parts
+            .uri
+            .query()
+            .map(|q| self.ids.str_to_recorded(q));
         // Matching and learning read the content: a bot may gzip its request bodies.
         let encoding = inbound
             .parts
             .headers
             .get(http::header::CONTENT_ENCODING)
             .and_then(|v| v.to_str().ok());
-        let live_body = crate::content_encoding::content(encoding, &inbound.body);
+        let content = crate::content_encoding::content(encoding, &inbound.body);
+        let body = self
+            .ids
+            .to_recorded(&content)
+            .map(Bytes::from)
+            .unwrap_or_else(|| Bytes::copy_from_slice(&content));
         let live = LiveRequest {
             method: inbound.parts.method.as_str(),
-            path: inbound.parts.uri.path(),
-            query: inbound.parts.uri.query(),
-            body: &live_body,
+            path: &path,
+            query: query.as_deref(),
+            body: &body,
         };
         let outcome = match self.matcher.lock() {
             Ok(mut m) => m.take(&live),
@@ -319,11 +368,11 @@ impl Replay {
                 if let Ok(mut subs) = self.subs.lock() {
                     subs.learn(
                         &recorded.request.content(),
-                        &live_body,
+                        &body,
                         &self.settings.learn_keys,
                     );
                 }
-                self.learn_callback_url(&recorded.request.content(), &live_body);
+                self.learn_callback_url(&recorded.request.content(), &body);
                 let call = self.plan.api_calls[ordinal].clone();
                 self.report(|r| r.matched(&call, ordinal));
                 if let Some(tx) = self.arrivals.get(ordinal) {
@@ -434,7 +483,7 @@ impl Replay {
             );
         };
         let body = self.substitute(&resp.headers, &resp.body.bytes);
-        let headers = resend(&resp.headers, body.len());
+        let headers = resend(&self.live_headers(&resp.headers), body.len());
         Reply {
             status: StatusCode::from_u16(resp.status).unwrap_or(StatusCode::OK),
             headers,
@@ -467,7 +516,7 @@ impl Replay {
         self.recorded
             .iter()
             .filter(|e| e.direction == Direction::Callback)
-            .find_map(super::scheduler::claims_of)
+            .find_map(claims_of)
             .unwrap_or_default()
     }
 }

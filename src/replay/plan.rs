@@ -36,6 +36,38 @@ pub struct PlannedNotification {
     /// When recorded, it reached graphtape after the response to its cause had: it
     /// must not overtake that response in the replay either (`--fast` could).
     pub after_response: bool,
+    /// Extra hold before it is sent, in microseconds (an explored delay; 0 in replay).
+    pub delay_us: u64,
+}
+
+/// Where a scheduled notification goes relative to its cause's response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResponseOrder {
+    /// Before it: the response is held until the notification is delivered.
+    Before,
+    /// After it: the notification waits until the response has been sent.
+    After,
+}
+
+/// One delivery of a schedule: which planned notification (its position in the
+/// recorded-order plan), how it stands to its cause's response, and any extra delay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    pub position: usize,
+    /// None: as recorded.
+    pub response: Option<ResponseOrder>,
+    pub delay_us: u64,
+}
+
+impl Step {
+    /// The recorded notification at `position`, unchanged.
+    pub fn recorded(position: usize) -> Step {
+        Step {
+            position,
+            response: None,
+            delay_us: 0,
+        }
+    }
 }
 
 /// The plan for a whole replay.
@@ -52,6 +84,8 @@ pub struct Plan {
     /// recording shows reaching the bot before that request's response: the response is
     /// held until they are delivered.
     pub holds: Vec<Vec<usize>>,
+    /// Per API ordinal: a response was recorded (only then can it be held).
+    pub responded: Vec<bool>,
 }
 
 /// Options that shape the plan.
@@ -129,15 +163,30 @@ pub fn plan(exchanges: &[Exchange<StoredBody>], options: &PlanOptions) -> Plan {
                     gap_us: gap_us.max(0),
                     call,
                     after_response,
+                    delay_us: 0,
                 });
             }
         }
     }
-    let holds = api
+    let responded: Vec<bool> = api
+        .iter()
+        .map(|&index| exchanges[index].timing.response_start_us.is_some())
+        .collect();
+    Plan {
+        holds: holds(&notifications, &responded),
+        api,
+        api_calls,
+        notifications,
+        responded,
+    }
+}
+
+/// For each API ordinal, the notifications that go before its response.
+fn holds(notifications: &[PlannedNotification], responded: &[bool]) -> Vec<Vec<usize>> {
+    responded
         .iter()
         .enumerate()
-        .map(|(ordinal, &index)| {
-            let responded = exchanges[index].timing.response_start_us.is_some();
+        .map(|(ordinal, &responded)| {
             notifications
                 .iter()
                 .enumerate()
@@ -147,12 +196,34 @@ pub fn plan(exchanges: &[Exchange<StoredBody>], options: &PlanOptions) -> Plan {
                 .map(|(position, _)| position)
                 .collect()
         })
-        .collect();
-    Plan {
-        api,
-        api_calls,
-        notifications,
-        holds,
+        .collect()
+}
+
+impl Plan {
+    /// The plan that delivers `steps` in their order instead of the recorded one
+    /// (a notification may appear twice, or not at all); the recorded order is
+    /// `steps` = every position once, unchanged.
+    pub fn scheduled(&self, steps: &[Step]) -> Plan {
+        let notifications: Vec<PlannedNotification> = steps
+            .iter()
+            .filter_map(|step| {
+                let mut n = self.notifications.get(step.position)?.clone();
+                match step.response {
+                    Some(ResponseOrder::Before) => n.after_response = false,
+                    Some(ResponseOrder::After) => n.after_response = true,
+                    None => {}
+                }
+                n.delay_us = step.delay_us;
+                Some(n)
+            })
+            .collect();
+        Plan {
+            holds: holds(&notifications, &self.responded),
+            api: self.api.clone(),
+            api_calls: self.api_calls.clone(),
+            notifications,
+            responded: self.responded.clone(),
+        }
     }
 }
 
@@ -302,6 +373,40 @@ mod tests {
             vec![false, true],
             "the second waits for the response"
         );
+    }
+
+    #[test]
+    fn a_schedule_reorders_flips_races_and_recomputes_holds() {
+        let invite = format!("/v1.0/communications/calls/{CALL}/participants/invite");
+        let session = vec![
+            api(1, &invite, 1_000, 9_000),
+            note(2, CALL, "x", 5_000),
+            note(3, CALL, "y", 12_000),
+        ];
+        let p = plan(&session, &PlanOptions::default());
+        let identity = p.scheduled(&[Step::recorded(0), Step::recorded(1)]);
+        assert_eq!(identity, p);
+        let swapped = p.scheduled(&[
+            Step {
+                position: 1,
+                response: Some(ResponseOrder::Before),
+                delay_us: 7,
+            },
+            Step {
+                position: 0,
+                response: Some(ResponseOrder::After),
+                delay_us: 0,
+            },
+            Step::recorded(0),
+        ]);
+        let seqs: Vec<u64> = swapped.notifications.iter().map(|n| n.seq).collect();
+        assert_eq!(seqs, vec![3, 2, 2]);
+        assert_eq!(
+            swapped.holds,
+            vec![vec![0, 2]],
+            "the raced one and the duplicate held"
+        );
+        assert_eq!(swapped.notifications[0].delay_us, 7);
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! The notification side of a replay: re-sends the recorded notifications to the bot,
 //! one at a time in recorded order, each released by its cause and the recorded gap.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,18 +11,18 @@ use http_body_util::Full;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::auth::CallbackAuth;
+use super::auth::{claims_of, CallbackAuth};
 use super::engine::Replay;
 use super::plan::{Anchor, PlannedNotification};
+use super::progress::Progress;
 use super::report::Divergence;
 use crate::config::Upstream;
 use crate::exchange::{
-    header, Captured, CapturedBody, CapturedRequest, CapturedResponse, Direction, Exchange,
-    StoredBody, Target, Timing,
+    Captured, CapturedBody, CapturedRequest, CapturedResponse, Direction, Exchange, StoredBody,
+    Target, Timing,
 };
 use crate::proxy::headers::resend;
 use crate::proxy::Forwarder;
-use crate::redact::{jwt_claims, parse_redacted, JwtClaims};
 
 /// How fast recorded gaps pass.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -35,7 +34,7 @@ pub enum Pace {
 }
 
 impl Pace {
-    fn scale(self, gap_us: i64) -> Duration {
+    pub fn scale(self, gap_us: i64) -> Duration {
         match self {
             Pace::Fast => Duration::ZERO,
             Pace::Speed(s) => Duration::from_secs_f64(gap_us.max(0) as f64 / 1e6 / s),
@@ -43,13 +42,24 @@ impl Pace {
     }
 }
 
+/// Under `--fast` in explore (and `replay --schedule`), the least time between a
+/// response and a notification recorded after it: a bot needs a moment to read a
+/// response, and Graph's own gaps are tens of milliseconds.
+pub const RESPONSE_GRACE: Duration = Duration::from_millis(10);
+
 /// Where and how notifications are delivered.
 pub struct Delivery {
     pub bot: Upstream,
     pub forwarder: Forwarder,
     pub pace: Pace,
-    /// Show a live progress line (stderr is a terminal).
-    pub progress: bool,
+    /// Where progress is kept for display, if it is shown.
+    pub progress: Option<Arc<Progress>>,
+    /// Deliver again, as Graph does, when the bot answers 5xx or not in time.
+    pub retry: bool,
+    /// Least time between a response and a notification that must come after it:
+    /// under `--fast` the bot could otherwise get the notification before it has read
+    /// the response, an order the recording did not show (explore; zero in replay).
+    pub response_grace: Duration,
 }
 
 /// Delivers every planned notification; returns when all are delivered or given up,
@@ -61,9 +71,11 @@ pub async fn deliver_all(
     start: Instant,
     mut stop: watch::Receiver<bool>,
 ) {
-    let total = replay.plan.notifications.len();
     let mut missing_causes: Vec<usize> = Vec::new();
     for (position, planned) in replay.plan.notifications.iter().enumerate() {
+        if let Some(p) = &delivery.progress {
+            p.waiting_for_cause();
+        }
         let due = tokio::select! {
             due = due_time(&replay, &delivery, planned, start, &mut missing_causes) => due,
             _ = stop.wait_for(|stopped| *stopped) => break,
@@ -73,19 +85,15 @@ pub async fn deliver_all(
             None => undelivered(&replay, position),
         }
         replay.finished(position);
-        if delivery.progress {
-            let call = planned.call.as_deref().unwrap_or("-");
-            eprint!(
-                "\rreplay: {}/{total} notifications, {} requests pending, call {call}   ",
-                position + 1,
-                replay.missing().len()
-            );
-            let _ = std::io::stderr().flush();
+        if let Some(p) = &delivery.progress {
+            p.sent(position + 1, recorded_offset(&replay, planned));
         }
     }
-    if delivery.progress && total > 0 {
-        eprintln!();
-    }
+}
+
+/// When the notification happened in the recording.
+fn recorded_offset(replay: &Replay, planned: &PlannedNotification) -> i64 {
+    replay.recorded[planned.index].timing.request_start_us
 }
 
 /// Waits until a notification is due: its cause made (and answered, if it was recorded
@@ -97,6 +105,7 @@ async fn due_time(
     start: Instant,
     missing_causes: &mut Vec<usize>,
 ) -> Option<Instant> {
+    let mut not_before = None;
     let anchor = match planned.anchor {
         Anchor::Start => start,
         Anchor::Cause(ordinal) if missing_causes.contains(&ordinal) => return None,
@@ -106,13 +115,23 @@ async fn due_time(
                 return None;
             };
             if planned.after_response {
-                // Recorded after its cause's response: do not overtake it.
-                replay.response_sent(ordinal).await;
+                // Recorded after its cause's response: do not overtake it, and leave
+                // the bot the grace to read it.
+                if let Some(sent) = replay.response_sent(ordinal).await {
+                    not_before = Some(sent + delivery.response_grace);
+                }
             }
             arrived
         }
     };
-    let due = anchor + delivery.pace.scale(planned.gap_us);
+    // An explored delay holds the notification beyond its recorded gap, whatever the
+    // pace: lateness is the point of it.
+    let due =
+        anchor + delivery.pace.scale(planned.gap_us) + Duration::from_micros(planned.delay_us);
+    let due = not_before.map_or(due, |n| due.max(n));
+    if let Some(p) = &delivery.progress {
+        p.due(due, recorded_offset(replay, planned));
+    }
     sleep_precisely(due).await;
     Some(due)
 }
@@ -152,13 +171,73 @@ fn undelivered(replay: &Replay, position: usize) {
     });
 }
 
-/// Sends one notification; `due` is its planned send time, measured against the moment
-/// the request is handed to the client.
+/// Graph's retry of a notification the bot failed (5xx or no answer in time): up to
+/// three more attempts after 1 s, 2 s and 4 s (scaled by the pace).
+const RETRY_BACKOFF_US: [i64; 3] = [1_000_000, 2_000_000, 4_000_000];
+
+/// Sends one notification (and, with `retry`, its retries); `due` is its planned send
+/// time, measured against the moment the request is handed to the client. The verdict
+/// is the last attempt's.
 async fn deliver(replay: &Replay, delivery: &Delivery, position: usize, due: Instant) {
     let planned = &replay.plan.notifications[position];
     let recorded = &replay.recorded[planned.index];
+    let recorded_status = recorded.response.as_ref().map(|r| r.status);
+    let mut attempt = 0;
+    let (seq, outcome) = loop {
+        let Some((seq, outcome)) = send_once(replay, delivery, position, due).await else {
+            return;
+        };
+        let failed = outcome.error.is_some() || outcome.status.is_some_and(|s| s >= 500);
+        if !(delivery.retry && failed && attempt < RETRY_BACKOFF_US.len()) {
+            break (seq, outcome);
+        }
+        tokio::time::sleep(delivery.pace.scale(RETRY_BACKOFF_US[attempt])).await;
+        attempt += 1;
+    };
+    let divergence = match (&outcome.error, outcome.status, recorded_status) {
+        (Some(e), _, _) => Some((
+            "notification-failed",
+            format!("the bot did not answer: {e}"),
+        )),
+        (None, Some(now), Some(then)) if now != then => Some((
+            "notification-status",
+            format!("the bot answered {now}, recorded {then}"),
+        )),
+        _ => None,
+    };
+    // A notification the bot answered, whatever it answered, was delivered.
+    if outcome.error.is_none() {
+        replay.report(|r| r.delivered(&planned.call, outcome.late_us));
+    }
+    if let Some((kind, message)) = divergence {
+        replay.diverged(Divergence {
+            kind,
+            call: planned.call.clone(),
+            recorded_seq: Some(planned.seq),
+            replay_seq: Some(seq),
+            message,
+        });
+    }
+}
+
+/// What one attempt gave.
+struct Attempt {
+    status: Option<u16>,
+    error: Option<String>,
+    late_us: f64,
+}
+
+/// One attempt at a notification, recorded as an exchange of the replay session.
+async fn send_once(
+    replay: &Replay,
+    delivery: &Delivery,
+    position: usize,
+    due: Instant,
+) -> Option<(u64, Attempt)> {
+    let planned = &replay.plan.notifications[position];
+    let recorded = &replay.recorded[planned.index];
     let body = replay.substitute(&recorded.request.headers, &recorded.request.body.bytes);
-    let headers = outgoing_headers(recorded, &replay.settings.auth, body.len());
+    let headers = outgoing_headers(replay, recorded, body.len());
     let method = Method::from_bytes(recorded.request.method.as_bytes()).unwrap_or(Method::POST);
     let mut req = Request::new(Full::new(body.clone()));
     *req.method_mut() = method.clone();
@@ -173,7 +252,7 @@ async fn deliver(replay: &Replay, delivery: &Delivery, position: usize, due: Ins
                 replay_seq: None,
                 message: format!("not delivered: {reason}"),
             });
-            return;
+            return None;
         }
     };
     *req.headers_mut() = headers.clone();
@@ -185,32 +264,11 @@ async fn deliver(replay: &Replay, delivery: &Delivery, position: usize, due: Ins
     let start = clock.now_us();
     let late_us = Instant::now().saturating_duration_since(due).as_secs_f64() * 1e6;
     let outcome = delivery.forwarder.send(req, clock).await;
-    let status = outcome.head.as_ref().map(|h| h.status.as_u16());
-    let recorded_status = recorded.response.as_ref().map(|r| r.status);
-    let divergence = match (&outcome.error, status, recorded_status) {
-        (Some(e), _, _) => Some((
-            "notification-failed",
-            format!("the bot did not answer: {}", e.message),
-        )),
-        (None, Some(now), Some(then)) if now != then => Some((
-            "notification-status",
-            format!("the bot answered {now}, recorded {then}"),
-        )),
-        _ => None,
+    let attempt = Attempt {
+        status: outcome.head.as_ref().map(|h| h.status.as_u16()),
+        error: outcome.error.as_ref().map(|e| e.message.clone()),
+        late_us,
     };
-    // A notification the bot answered, whatever it answered, was delivered.
-    if outcome.error.is_none() {
-        replay.report(|r| r.delivered(&planned.call, late_us));
-    }
-    if let Some((kind, message)) = divergence {
-        replay.diverged(Divergence {
-            kind,
-            call: planned.call.clone(),
-            recorded_seq: Some(planned.seq),
-            replay_seq: Some(seq),
-            message,
-        });
-    }
     let ex = Captured {
         seq,
         direction: Direction::Callback,
@@ -236,7 +294,8 @@ async fn deliver(replay: &Replay, delivery: &Delivery, position: usize, due: Ins
         }),
         error: outcome.error.map(|e| e.message),
     };
-    replay.recorder.record(ex).await;
+    replay.record(ex).await;
+    Some((seq, attempt))
 }
 
 /// Where a notification goes: always the bot's origin (`--bot-url`), with the recorded
@@ -265,8 +324,9 @@ pub(crate) fn delivery_target(bot: &Upstream, path_and_query: &str) -> Result<Ur
 
 /// The recorded headers, minus what belongs to the old hop and the old token, plus the
 /// token this replay sends.
-fn outgoing_headers(recorded: &Exchange<StoredBody>, auth: &CallbackAuth, len: usize) -> HeaderMap {
-    let mut headers = resend(&recorded.request.headers, len);
+fn outgoing_headers(replay: &Replay, recorded: &Exchange<StoredBody>, len: usize) -> HeaderMap {
+    let auth = &replay.settings.auth;
+    let mut headers = resend(&replay.live_headers(&recorded.request.headers), len);
     headers.remove(AUTHORIZATION);
     let token = match auth {
         CallbackAuth::Sign(signer) => {
@@ -280,17 +340,6 @@ fn outgoing_headers(recorded: &Exchange<StoredBody>, auth: &CallbackAuth, len: u
         headers.insert(AUTHORIZATION, value);
     }
     headers
-}
-
-/// The claims of a recorded notification's token: from graphtape's placeholder, or from
-/// the token itself when it was recorded in clear.
-pub fn claims_of(ex: &Exchange<StoredBody>) -> Option<JwtClaims> {
-    let value = header(&ex.request.headers, "authorization")?;
-    if let Some(redacted) = parse_redacted(value) {
-        return Some(redacted.claims);
-    }
-    let token = value.split_once(' ').map_or(value, |(_, t)| t);
-    jwt_claims(token)
 }
 
 #[cfg(test)]

@@ -181,8 +181,11 @@ fn examples_import_and_show_check_and_list_calls() {
         "{since}"
     );
     let (_, rules) = stdout(&["check", "--rules"]);
-    assert_eq!(rules.lines().count(), 11, "{rules}");
+    assert_eq!(rules.lines().count(), 15, "{rules}");
     assert!(rules.lines().all(|l| !l.starts_with(' ')), "{rules}");
+    // `check --help` shows the same table, from the same list.
+    let (_, help) = stdout(&["check", "--help"]);
+    assert!(help.contains(rules.trim_end()), "{help}");
     let (code, _) = stdout(&["check", "--db", db, "racy-invite", "--fail-on", "error"]);
     assert_eq!(code, Some(1), "state-regression is an error");
     for (args, want) in [

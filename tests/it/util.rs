@@ -47,11 +47,23 @@ impl Graphtape {
     /// Starts `graphtape record` with `args` plus `--db` and an ephemeral API port, and
     /// waits for its `listening api=` line.
     pub async fn record(db: &Path, args: &[&str]) -> Graphtape {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_graphtape"))
+        Self::record_with(db, args, |_| {}).await
+    }
+
+    /// [`Graphtape::record`], with the command adjusted first (environment, limits).
+    pub async fn record_with(
+        db: &Path,
+        args: &[&str],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Graphtape {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_graphtape"));
+        command
             .arg("record")
             .args(["--api-listen", "127.0.0.1:0", "--db"])
             .arg(db)
-            .args(args)
+            .args(args);
+        adjust(&mut command);
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -99,6 +111,11 @@ impl Graphtape {
             cert,
             stderr,
         }
+    }
+
+    /// The child's process id (for /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("graphtape still running")
     }
 
     /// Sends `signal` without waiting.
@@ -191,7 +208,12 @@ where
 impl FakePeer {
     /// Plain HTTP.
     pub async fn start(handler: Handler) -> FakePeer {
-        Self::start_inner(handler, None).await
+        Self::start_inner(handler, None, "127.0.0.1:0").await
+    }
+
+    /// Plain HTTP on a given address (a bot whose URL is fixed up front).
+    pub async fn start_at(handler: Handler, addr: &str) -> FakePeer {
+        Self::start_inner(handler, None, addr).await
     }
 
     /// HTTPS with the given server config.
@@ -199,12 +221,17 @@ impl FakePeer {
         Self::start_inner(
             handler,
             Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls))),
+            "127.0.0.1:0",
         )
         .await
     }
 
-    async fn start_inner(handler: Handler, tls: Option<tokio_rustls::TlsAcceptor>) -> FakePeer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    async fn start_inner(
+        handler: Handler,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        bind: &str,
+    ) -> FakePeer {
+        let listener = TcpListener::bind(bind).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (count_tx, count) = tokio::sync::watch::channel(0usize);
