@@ -415,19 +415,6 @@ pub fn splice(json: &[u8], replacements: &[(Range<usize>, Vec<u8>)]) -> Option<V
     Some(out)
 }
 
-/// Index just past the closing quote of the string literal opening at `start`, for
-/// lenient readers of bodies that may be cut short (`sanitize::json`).
-pub(crate) fn string_end(json: &[u8], start: usize) -> Option<usize> {
-    let mut i = start + 1;
-    loop {
-        match json.get(i)? {
-            b'\\' => i += 2,
-            b'"' => return Some(i + 1),
-            _ => i += 1,
-        }
-    }
-}
-
 /// A JSON string literal for `text`, quotes included.
 pub fn literal(text: &str) -> Vec<u8> {
     serde_json::to_vec(text).unwrap_or_else(|_| b"\"\"".to_vec())

@@ -88,28 +88,28 @@ struct Explorer {
     api_listen: String,
     dir: PathBuf,
     ids: Vec<String>,
-    seed: u64,
+    /// The seed of the fresh ids: --seed mixed with the strategy and the recording.
+    id_seed: u64,
     session: String,
     stop: watch::Receiver<bool>,
-    /// Executions so far (runs and shrink re-runs).
-    executions: u64,
 }
 
 impl Explorer {
-    /// Fresh ids for execution `salt` of run `run`: never the same twice in one explore.
+    /// Fresh ids for execution `salt` of run `run`: never the same twice in one explore,
+    /// and other ones for another strategy or recording (the same command gives the
+    /// same ids, so that its schedule files are the same).
     fn fresh_ids(&self, run: u64, salt: u64) -> IdMap {
-        let mut rng = Rng::for_run(self.seed, run, salt + 1);
+        let mut rng = Rng::for_run(self.id_seed, run, salt + 1);
         IdMap::new(self.ids.iter().map(|id| (id.clone(), rng.guid())))
     }
 
     fn execute(
-        &mut self,
+        &self,
         rt: &tokio::runtime::Runtime,
         schedule: &[Delivery],
         ids: IdMap,
         label: &str,
     ) -> Outcome {
-        self.executions += 1;
         rt.block_on(self.execute_async(schedule, ids, label))
     }
 
@@ -395,6 +395,10 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
     let api_url = listen_url(api_addr, server_tls.is_some());
     let mut rules_m = MatchRules::default();
     rules_m.ignore_keys.extend(r.ignore.iter().cloned());
+    // A sanitised recording holds placeholders where the bot sends its real values.
+    rules_m
+        .ignore_keys
+        .extend(crate::recording::match_ignores(&source.info.config));
     let mut learn = default_learn_keys();
     learn.extend(r.learn.iter().cloned());
     let settings = Arc::new(Settings {
@@ -461,7 +465,7 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
         rt.block_on(wait_for_bot(&bot, wait))?;
     }
 
-    let mut ex = Explorer {
+    let ex = Explorer {
         rules,
         base,
         recorded,
@@ -480,10 +484,15 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
         api_listen: api_addr.to_string(),
         dir: dir.clone(),
         ids: recorded_ids(&recorded_for_ids),
-        seed: args.seed,
+        id_seed: fnv1a(
+            args.seed,
+            &[
+                strategy.to_string().as_bytes(),
+                recording.events_sha256.as_bytes(),
+            ],
+        ),
         session: session.clone(),
         stop: stop.clone(),
-        executions: 0,
     };
 
     let terminal = std::io::stderr().is_terminal();
@@ -584,11 +593,13 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
 
         // Shrink: ddmin over the applied points, each candidate a real re-run.
         let mut salt = 0;
-        let mut last_fail: Option<(Vec<Point>, Vec<Delivery>, Outcome)> = None;
+        // Failing candidates: the points kept, the schedule and the outcome.
+        let mut failed_runs: HashMap<Vec<Point>, (Vec<Point>, Vec<Delivery>, Outcome)> =
+            HashMap::new();
         let min_points = {
-            let ex = &mut ex;
+            let ex = &ex;
             let rt = &rt;
-            let last_fail = &mut last_fail;
+            let failed_runs = &mut failed_runs;
             let shrink_runs = &mut shrink_runs;
             ddmin(&applied, |candidate| {
                 if *ex.stop.borrow() {
@@ -612,14 +623,15 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
                     );
                 }
                 if failed {
-                    *last_fail = Some((used, sched, o));
+                    failed_runs.insert(candidate.to_vec(), (used, sched, o));
                 }
                 failed
             })
         };
-        let (min_points, min_schedule, min_outcome) = match last_fail {
-            Some((used, sched, o)) if used == apply(&ex.rules, &min_points).1 => (used, sched, o),
-            _ => (applied.clone(), schedule.clone(), outcome),
+        // The minimal set is a failing candidate, or the whole run (never re-run).
+        let (min_points, min_schedule, min_outcome) = match failed_runs.remove(&min_points) {
+            Some(found) => found,
+            None => (applied.clone(), schedule.clone(), outcome),
         };
         failing.insert(schedule.clone(), min_schedule.clone());
         if let Some(g) = groups.get_mut(&min_schedule) {
@@ -710,6 +722,21 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// FNV-1a over `seed` and `parts`: a stable 64-bit mix (no crate's hash, which may
+/// change between versions).
+fn fnv1a(seed: u64, parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xCBF2_9CE4_8422_2325;
+    for byte in seed
+        .to_le_bytes()
+        .iter()
+        .chain(parts.iter().flat_map(|p| p.iter()))
+    {
+        h ^= u64::from(*byte);
+        h = h.wrapping_mul(0x0100_0000_01B3);
+    }
+    h
 }
 
 /// `graphtape replay SOURCE [--db DB] --bot-url URL --api-listen ADDR ...`, the

@@ -13,6 +13,7 @@ use super::data::{load_session, open_read_only, session_model, stamp};
 use super::pages;
 use crate::inspect::diff::diff;
 use crate::inspect::html::live_page;
+use crate::percent::decode_lossy;
 use crate::proxy::reply::Body;
 use crate::store::{list_sessions, StoreError};
 
@@ -38,7 +39,7 @@ fn route(db: &Path, path: &str, query: &str) -> Response<Body> {
     let segments: Vec<String> = path
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| crate::percent::decode_lossy(s, false).into_owned())
+        .map(|s| decode_lossy(s, false).into_owned())
         .collect();
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let result = match segs.as_slice() {
@@ -125,7 +126,7 @@ fn pair(query: &str) -> (String, String) {
             .split('&')
             .filter_map(|kv| kv.split_once('='))
             .find(|(k, _)| *k == key)
-            .map(|(_, v)| crate::percent::decode_lossy(v, true).into_owned())
+            .map(|(_, v)| decode_lossy(v, true).into_owned())
             .unwrap_or_default()
     };
     (get("a"), get("b"))
