@@ -34,7 +34,8 @@ pub struct Cli {
 pub enum Command {
     /// Proxy the bot's Graph API calls and Graph's notifications, recording every exchange.
     Record(Box<RecordArgs>),
-    /// List the sessions in the database.
+    /// List the sessions in the database, by start time (`sessions delete NAME...`
+    /// removes some).
     Sessions(SessionsArgs),
     /// Write a session as a recording file (graphtape/1 JSON), whole or cut to some calls.
     Export(Box<ExportArgs>),
@@ -43,6 +44,9 @@ pub enum Command {
     /// Play Graph to a bot from a recording and re-deliver its notifications; exit 0 if
     /// the bot behaved as recorded, 1 if not.
     Replay(Box<ReplayArgs>),
+    /// Replay a recording many times in other notification orders Graph may produce;
+    /// shrink each failure to its cause; exit 0 if every run passed, 1 if not.
+    Explore(Box<ExploreArgs>),
     /// Compare two sessions event by event.
     Diff(DiffArgs),
     /// One line per call: id, first and last state, counts, duration.
@@ -160,13 +164,9 @@ pub struct ReplayArgs {
     pub api_listen: SocketAddr,
 
     /// Recorded gaps are divided by this (1 = recorded timing, 20 = twenty times faster).
-    #[arg(
-        long,
-        env = "GRAPHTAPE_SPEED",
-        default_value_t = 1.0,
-        conflicts_with = "fast"
-    )]
-    pub speed: f64,
+    /// Default: 1 for replay; explore runs use --fast unless --speed is given.
+    #[arg(long, env = "GRAPHTAPE_SPEED", conflicts_with = "fast")]
+    pub speed: Option<f64>,
 
     /// Skip recorded gaps: each notification as soon as its cause allows.
     #[arg(long, env = "GRAPHTAPE_FAST")]
@@ -192,9 +192,9 @@ pub struct ReplayArgs {
     pub wait: f64,
 
     /// Seconds without a request before the replay ends once everything was delivered
-    /// (catches extra requests).
-    #[arg(long, env = "GRAPHTAPE_SETTLE", default_value_t = 0.5)]
-    pub settle: f64,
+    /// (catches extra requests). Default: 0.5 for replay, 0.05 per explore run.
+    #[arg(long, env = "GRAPHTAPE_SETTLE")]
+    pub settle: Option<f64>,
 
     /// How notifications are authenticated: sign (fresh tokens with graphtape's key,
     /// JWKS served on the API listener), token:VALUE, or none.
@@ -207,8 +207,17 @@ pub struct ReplayArgs {
     pub signing_key: Option<PathBuf>,
 
     /// Name of the session that records this replay (default: <session>-replay-N).
-    #[arg(long, env = "GRAPHTAPE_RECORD_AS")]
+    #[arg(long, env = "GRAPHTAPE_RECORD_AS", conflicts_with = "no_record")]
     pub record_as: Option<String>,
+
+    /// Keep no replay session: the replay is recorded in a temporary database, removed
+    /// at the end (the report is the same). --db is then only read.
+    #[arg(long, env = "GRAPHTAPE_NO_RECORD")]
+    pub no_record: bool,
+
+    /// Whether --db was given (set from the command line, not a flag).
+    #[arg(skip)]
+    pub db_given: bool,
 
     /// Deliver notifications only, on the recorded clock (the bot's API calls do not go
     /// through graphtape).
@@ -234,6 +243,53 @@ pub struct ReplayArgs {
 
     #[command(flatten)]
     pub listener: ListenerArgs,
+
+    /// Deliver exactly this schedule (an explore `run-<i>.json` or `run-<i>.min.json`):
+    /// its order, perturbations and ids.
+    #[arg(long, env = "GRAPHTAPE_SCHEDULE")]
+    pub schedule: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExploreArgs {
+    /// The replay flags: source, --bot-url, --api-listen, --call, --wait, ...
+    #[command(flatten)]
+    pub replay: ReplayArgs,
+
+    /// How many runs (schedules) to try.
+    #[arg(long, env = "GRAPHTAPE_RUNS", default_value_t = 100)]
+    pub runs: u64,
+
+    /// Seed of the schedules: the same seed gives the same runs.
+    #[arg(long, env = "GRAPHTAPE_SEED", default_value_t = 1)]
+    pub seed: u64,
+
+    /// pct (at most 2 perturbations per run), pct:K, random, or exhaustive.
+    #[arg(long, env = "GRAPHTAPE_STRATEGY", default_value = "pct")]
+    pub strategy: String,
+
+    /// Comma list of reorder, race, delay, duplicate, drop, retry (default: all but
+    /// drop).
+    #[arg(long, env = "GRAPHTAPE_PERTURB")]
+    pub perturb: Option<String>,
+
+    /// Longest explored delay of one notification, in seconds.
+    #[arg(long, env = "GRAPHTAPE_MAX_DELAY", default_value_t = 2.0)]
+    pub max_delay: f64,
+
+    /// Start this command fresh for every run ({api_url}, {api_listen}, {run} are
+    /// replaced; also GRAPHTAPE_API_URL, GRAPHTAPE_API_LISTEN, GRAPHTAPE_RUN); stopped
+    /// after the run with SIGTERM, SIGKILL after 5 s.
+    #[arg(long, env = "GRAPHTAPE_BOT_CMD")]
+    pub bot_cmd: Option<String>,
+
+    /// Run this after each run (same placeholders); non-zero fails the run.
+    #[arg(long, env = "GRAPHTAPE_CHECK_CMD")]
+    pub check_cmd: Option<String>,
+
+    /// Where failing schedules (and bot logs) go (default: explore-<session>/).
+    #[arg(long, env = "GRAPHTAPE_SCHEDULES")]
+    pub schedules: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

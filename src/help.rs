@@ -51,6 +51,11 @@ const EPILOGUES: &[Epilogue] = &[
         example: "graphtape replay recordings/incoming-call.json --bot-url http://127.0.0.1:3978 --fast \\\n      --report replay-report.json --junit replay-junit.xml",
     },
     Epilogue {
+        path: "explore",
+        exit_codes: Some("0  every run passed\n  1  a run failed (its schedule, shrunk, is in --schedules)"),
+        example: "graphtape explore recordings/incoming-call.json --bot-url http://127.0.0.1:3978 \\\n      --api-listen 127.0.0.1:7080 --runs 200 --seed 7 --schedules failing/",
+    },
+    Epilogue {
         path: "diff",
         exit_codes: Some("0  the sessions match event by event\n  1  they differ"),
         example: "graphtape diff recordings/incoming-call.json incoming-call-replay-1",

@@ -17,7 +17,10 @@ fn main() -> ExitCode {
     match graphtape::commands::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("graphtape: error: {e:#}");
+            eprintln!(
+                "graphtape: error: {}",
+                graphtape::commands::error_message(&e)
+            );
             ExitCode::from(2)
         }
     }

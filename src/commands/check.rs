@@ -51,8 +51,8 @@ pub fn run(db: &Path, args: &CheckArgs) -> anyhow::Result<ExitCode> {
             .filter(|f| f.severity >= args.fail_on)
             .count();
         lines.push(format!(
-            "{} findings in {} ({failing} at or above {})",
-            findings.len(),
+            "{} in {} ({failing} at or above {})",
+            crate::plural::count(findings.len() as u64, "finding"),
             source.info.name,
             args.fail_on
         ));

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
+use super::progress::Step;
 use super::sanitizers;
 use super::source::{check_call, load, Source};
 use crate::cli::{ExportArgs, ExportFormat};
@@ -18,6 +19,14 @@ use crate::sanitize::Sanitizer;
 use crate::ui::data::{open_read_only, session_model};
 
 pub fn run(db: &Path, args: &ExportArgs) -> anyhow::Result<ExitCode> {
+    // A session of a large database takes a while to become text: a spinner (a
+    // recording file has its own progress while it is read).
+    let from_db = !Path::new(&args.session).is_file();
+    let db_size = std::fs::metadata(db).map_or(0, |m| m.len());
+    let step = Step::start(
+        format!("exporting {}", args.session),
+        if from_db { db_size } else { 0 },
+    );
     let source = load(db, &args.session)?;
     let calls = args
         .calls
@@ -61,6 +70,7 @@ pub fn run(db: &Path, args: &ExportArgs) -> anyhow::Result<ExitCode> {
         }
         ExportFormat::Html | ExportFormat::Mermaid => unreachable!("handled above"),
     };
+    drop(step);
     write(args, &text)
 }
 

@@ -44,6 +44,12 @@ impl Plan {
             .as_deref()
             .map(|u| Upstream::parse_flag("--bot-url", u))
             .transpose()?;
+        if let Some(warning) = bot
+            .as_ref()
+            .and_then(|b| b.appended_path_warning("--bot-url"))
+        {
+            tracing::warn!("{warning}");
+        }
         let public_url = args
             .public_url
             .as_deref()
@@ -260,8 +266,8 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
     served?;
 
     eprintln!(
-        "graphtape: session {session} recorded: {} exchanges in {}",
-        health.recorded(),
+        "graphtape: session {session} recorded: {} in {}",
+        crate::plural::count(health.recorded(), "exchange"),
         db.display()
     );
     let cut_short = drain.cut_short();
@@ -274,7 +280,8 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
     let unrecorded = health.unrecorded();
     if unrecorded > 0 || health.has_failed() {
         eprintln!(
-            "graphtape: error: {unrecorded} exchanges passed through but were NOT recorded; last store error: {}",
+            "graphtape: error: {} passed through but NOT recorded; last store error: {}",
+            crate::plural::count(unrecorded, "exchange"),
             health.last_error().unwrap_or_default()
         );
         return Ok(ExitCode::from(1));

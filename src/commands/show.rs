@@ -25,7 +25,19 @@ pub fn run(db: &Path, args: &ShowArgs) -> anyhow::Result<ExitCode> {
         call: args.call.clone(),
         since_seq: args.since,
     };
-    let events = filter.apply(timeline(&source.exchanges));
+    let all = timeline(&source.exchanges);
+    let last = all.iter().map(|e| e.seq).max();
+    let events = filter.apply(all);
+    if let (Some(since), true) = (args.since, events.is_empty()) {
+        match last {
+            Some(last) if since > last => eprintln!(
+                "graphtape: --since {since} is past the end: session {} ends at seq {last}",
+                source.info.name
+            ),
+            None => eprintln!("graphtape: session {} has no events", source.info.name),
+            Some(_) => {}
+        }
+    }
     if args.json {
         emit(events.iter().map(|e| event_json(e).to_string()), false)?;
     } else {

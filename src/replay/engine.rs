@@ -43,6 +43,8 @@ pub struct Settings {
     /// Requests made in another order than recorded within a call fail the verdict
     /// (replay); explore matches order-insensitively within a call.
     pub request_order: bool,
+    /// Log each divergence as it happens (replay); explore reports them per run.
+    pub log_divergences: bool,
 }
 
 /// Everything the Graph side and the scheduler share.
@@ -59,7 +61,7 @@ pub struct Replay {
     /// Per API ordinal: when the bot made that request in this replay.
     arrivals: Vec<watch::Sender<Option<Instant>>>,
     /// Per API ordinal: its response has been handed to the connection.
-    responded: Vec<watch::Sender<bool>>,
+    responded: Vec<watch::Sender<Option<Instant>>>,
     /// Per notification position: delivered (or given up on), so held responses go.
     done: Vec<watch::Sender<bool>>,
     /// Counts API requests, so the end of the replay can wait for stragglers without
@@ -125,7 +127,7 @@ impl Replay {
             .map(|&i| RecordedRequest::from(&recorded[i]))
             .collect();
         let arrivals = plan.api.iter().map(|_| watch::channel(None).0).collect();
-        let responded = plan.api.iter().map(|_| watch::channel(false).0).collect();
+        let responded = plan.api.iter().map(|_| watch::channel(None).0).collect();
         let done = plan
             .notifications
             .iter()
@@ -216,15 +218,15 @@ impl Replay {
         }
     }
 
-    /// Waits until the response to recorded request `ordinal` has been sent; false
-    /// after `--wait`.
-    pub async fn response_sent(&self, ordinal: usize) -> bool {
-        let Some(tx) = self.responded.get(ordinal) else {
-            return false;
-        };
-        let mut rx = tx.subscribe();
-        let waited = tokio::time::timeout(self.settings.wait, rx.wait_for(|sent| *sent)).await;
-        matches!(waited, Ok(Ok(_)))
+    /// Waits until the response to recorded request `ordinal` has been sent, and says
+    /// when; None after `--wait`.
+    pub async fn response_sent(&self, ordinal: usize) -> Option<Instant> {
+        let mut rx = self.responded.get(ordinal)?.subscribe();
+        let waited = tokio::time::timeout(self.settings.wait, rx.wait_for(Option::is_some)).await;
+        match waited {
+            Ok(Ok(at)) => *at,
+            _ => None,
+        }
     }
 
     /// Marks notification `position` as finished with (delivered or given up).
@@ -290,9 +292,11 @@ impl Replay {
         self.ids.str_to_live(&path)
     }
 
-    /// Reports a divergence (and logs it as it happens).
+    /// Reports a divergence (logged at debug level as it happens; the report lists it).
     pub fn diverged(&self, d: Divergence) {
-        tracing::warn!(kind = d.kind, message = %d.message, "divergence");
+        if self.settings.log_divergences {
+            tracing::debug!(kind = d.kind, message = %d.message, "divergence");
+        }
         self.report(|r| r.diverged(d));
     }
 
@@ -320,7 +324,7 @@ impl Replay {
         // Handed to hyper, which writes it at once: notifications recorded after this
         // response may go now.
         if let Some(tx) = ordinal.and_then(|o| self.responded.get(o)) {
-            tx.send_replace(true);
+            tx.send_replace(Some(Instant::now()));
         }
         response
     }

@@ -8,6 +8,7 @@ pub mod ids;
 pub mod junit;
 pub mod matcher;
 pub mod plan;
+pub mod progress;
 pub mod report;
 pub mod scheduler;
 pub mod substitute;

@@ -6,6 +6,8 @@ mod browser;
 mod callback_safety;
 mod callbacks;
 mod explain;
+mod explore;
+mod explore_bot;
 mod fixtures;
 mod flows;
 mod graph_sim;

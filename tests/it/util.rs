@@ -217,7 +217,12 @@ where
 impl FakePeer {
     /// Plain HTTP.
     pub async fn start(handler: Handler) -> FakePeer {
-        Self::start_inner(handler, None).await
+        Self::start_inner(handler, None, "127.0.0.1:0").await
+    }
+
+    /// Plain HTTP on a given address (a bot whose URL is fixed up front).
+    pub async fn start_at(handler: Handler, addr: &str) -> FakePeer {
+        Self::start_inner(handler, None, addr).await
     }
 
     /// HTTPS with the given server config.
@@ -225,12 +230,17 @@ impl FakePeer {
         Self::start_inner(
             handler,
             Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls))),
+            "127.0.0.1:0",
         )
         .await
     }
 
-    async fn start_inner(handler: Handler, tls: Option<tokio_rustls::TlsAcceptor>) -> FakePeer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    async fn start_inner(
+        handler: Handler,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        bind: &str,
+    ) -> FakePeer {
+        let listener = TcpListener::bind(bind).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (count_tx, count) = tokio::sync::watch::channel(0usize);
