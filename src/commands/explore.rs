@@ -14,20 +14,20 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use serde::Serialize;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::certs::cert_source;
 use super::replay::{callback_auth, finish_requests, pace, wait_for_bot};
 use super::source::{check_call, load};
-use crate::cli::ExploreArgs;
+use crate::cli::{ExploreArgs, ReplayArgs};
 use crate::clock::SessionClock;
 use crate::config::{seconds, Upstream};
 use crate::explore::coverage::Coverage;
 use crate::explore::explain::{explain, minimal};
 use crate::explore::file::{events_sha256, Origin, RecordingId, ScheduleFile};
 use crate::explore::points::{apply, universe, Point};
+use crate::explore::report::{junit_suite, ExploreReport, FailureReport, RunReport};
 use crate::explore::rules::{Delivery, Rules};
 use crate::explore::shrink::ddmin;
 use crate::explore::strategy::{choose, count_distinct, subsets, Perturb, Rng, Strategy};
@@ -286,53 +286,6 @@ async fn stop_bot(mut child: tokio::process::Child) -> Option<String> {
     None
 }
 
-/// One failure group: the runs whose schedules shrank to the same minimal one.
-#[derive(Debug, Serialize)]
-struct FailureReport {
-    run: u64,
-    summary: String,
-    explanation: String,
-    schedule: PathBuf,
-    minimal_schedule: PathBuf,
-    perturbations: Vec<String>,
-    minimal: Vec<String>,
-    shrink_runs: u64,
-    also_runs: Vec<u64>,
-    divergences: Vec<Divergence>,
-    other: Option<String>,
-    log: Option<PathBuf>,
-}
-
-#[derive(Debug, Serialize)]
-struct RunReport {
-    run: u64,
-    passed: bool,
-    perturbations: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    problem: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    log: Option<PathBuf>,
-}
-
-#[derive(Debug, Serialize)]
-struct ExploreReport {
-    session: String,
-    recording: RecordingId,
-    seed: u64,
-    strategy: String,
-    passed: bool,
-    runs: u64,
-    shrink_runs: u64,
-    distinct_schedules: usize,
-    total_schedules: u64,
-    total_exact: bool,
-    pairs_covered: usize,
-    pairs_total: usize,
-    runs_per_second: f64,
-    failures: Vec<FailureReport>,
-    run_results: Vec<RunReport>,
-}
-
 pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
     let r = &args.replay;
     if r.schedule.is_some() {
@@ -343,6 +296,11 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
     }
     if r.no_graph {
         bail!("explore needs the Graph side (its causes order the notifications): drop --no-graph");
+    }
+    // With --report -, standard output is for the JSON alone.
+    let quiet_stdout = r.report.as_deref() == Some(Path::new("-"));
+    if r.junit.as_deref() == Some(Path::new("-")) {
+        bail!("--junit -: give a file name (standard output is for --report -)");
     }
     if args.runs == 0 {
         bail!("--runs 0: give at least one run");
@@ -451,15 +409,18 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
         }
     });
 
-    println!(
+    say(
+        quiet_stdout,
+        format!(
         "exploring session={session} runs={} strategy={strategy} seed={} points={} schedules={}{}",
         args.runs,
         args.seed,
         points.len(),
         if exact { "" } else { "~" },
         total
+    ),
     );
-    println!("listening api={api_url}");
+    say(quiet_stdout, format!("listening api={api_url}"));
     let _ = std::io::stdout().flush();
     if args.bot_cmd.is_none() {
         rt.block_on(wait_for_bot(&bot, wait))?;
@@ -569,7 +530,10 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
             } else {
                 described.join(", ")
             };
-            println!("run {run}/{} {verdict} [{what}]", args.runs);
+            say(
+                quiet_stdout,
+                format!("run {run}/{} {verdict} [{what}]", args.runs),
+            );
         }
         if outcome.passed || *stop.borrow() {
             continue;
@@ -614,12 +578,15 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
                 let failed = !o.passed;
                 if !terminal {
                     let said: Vec<String> = used.iter().map(|p| p.describe(&ex.rules)).collect();
-                    println!(
-                        "  shrink run {label}: {} point{} [{}] {}",
-                        used.len(),
-                        if used.len() == 1 { "" } else { "s" },
-                        said.join(", "),
-                        if failed { "failed" } else { "passed" }
+                    say(
+                        quiet_stdout,
+                        format!(
+                            "  shrink run {label}: {} point{} [{}] {}",
+                            used.len(),
+                            if used.len() == 1 { "" } else { "s" },
+                            said.join(", "),
+                            if failed { "failed" } else { "passed" }
+                        ),
                     );
                 }
                 if failed {
@@ -700,6 +667,7 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         strategy: strategy.to_string(),
         passed: failed_runs == 0 && !interrupted,
+        interrupted,
         runs: runs_done,
         shrink_runs,
         distinct_schedules: distinct.len(),
@@ -711,17 +679,50 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
         failures,
         run_results: results,
     };
-    print!("{}", render(&report, interrupted));
-    if let Some(path) = &r.report {
-        let json = serde_json::to_string_pretty(&report)? + "\n";
-        std::fs::write(path, json)
-            .with_context(|| format!("writing --report {}", path.display()))?;
-    }
+    write_report(&report, r, elapsed)?;
     Ok(if report.passed {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// A progress line: on standard output, or standard error when that is for JSON.
+fn say(to_stderr: bool, line: String) {
+    if to_stderr {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
+}
+
+/// The summary: as text (standard error when `--report -` takes standard output), as
+/// JSON (`--report FILE` or `-`), as JUnit XML (`--junit FILE`).
+fn write_report(report: &ExploreReport, args: &ReplayArgs, took_s: f64) -> anyhow::Result<()> {
+    let to_stdout = args.report.as_deref() == Some(Path::new("-"));
+    if to_stdout {
+        eprint!("{}", report.render());
+    } else {
+        print!("{}", report.render());
+    }
+    if let Some(path) = &args.report {
+        let json = serde_json::to_string_pretty(report)? + "\n";
+        if to_stdout {
+            let mut out = std::io::stdout().lock();
+            out.write_all(json.as_bytes())
+                .and_then(|()| out.flush())
+                .context("writing --report - to standard output")?;
+        } else {
+            std::fs::write(path, json)
+                .with_context(|| format!("writing --report {}", path.display()))?;
+        }
+    }
+    if let Some(path) = &args.junit {
+        let suite = junit_suite(report, Some(took_s));
+        std::fs::write(path, crate::junit::to_xml("graphtape explore", &[suite]))
+            .with_context(|| format!("writing --junit {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// FNV-1a over `seed` and `parts`: a stable 64-bit mix (no crate's hash, which may
@@ -760,51 +761,4 @@ fn reproduce_command(db: &Path, args: &ExploreArgs) -> String {
         cmd.extend(["--callback-auth".into(), r.callback_auth.clone()]);
     }
     cmd.join(" ")
-}
-
-fn render(report: &ExploreReport, interrupted: bool) -> String {
-    let failed = report.run_results.iter().filter(|r| !r.passed).count();
-    let mut out = format!(
-        "explore of {}: {} runs ({} shrink runs), {} distinct schedules, {failed} failed{}\n",
-        report.session,
-        report.runs,
-        report.shrink_runs,
-        report.distinct_schedules,
-        if interrupted { ", interrupted" } else { "" }
-    );
-    out.push_str(&format!(
-        "explored {} of {}{} distinct schedules{}\n",
-        report.distinct_schedules,
-        if report.total_exact { "" } else { "~" },
-        report.total_schedules,
-        if report.total_exact {
-            ""
-        } else {
-            " (estimate)"
-        }
-    ));
-    out.push_str(&format!(
-        "pairs covered: {} of {}\n",
-        report.pairs_covered, report.pairs_total
-    ));
-    for f in &report.failures {
-        out.push_str(&f.summary);
-        out.push('\n');
-        if !f.also_runs.is_empty() {
-            let runs: Vec<String> = f.also_runs.iter().map(u64::to_string).collect();
-            out.push_str(&format!(
-                "  also runs {} (same minimal schedule)\n",
-                runs.join(", ")
-            ));
-        }
-        if let Some(log) = &f.log {
-            out.push_str(&format!("  log: {}\n", log.display()));
-        }
-    }
-    out.push_str(&format!(
-        "{:.1} runs/s\n{}\n",
-        report.runs_per_second,
-        if report.passed { "PASS" } else { "FAIL" }
-    ));
-    out
 }

@@ -526,9 +526,10 @@ async fn bot_cmd_starts_a_fresh_bot_per_run_and_its_exit_status_counts() {
 }
 
 #[tokio::test]
-async fn check_cmd_is_the_oracle_after_each_run() {
+async fn check_cmd_is_the_oracle_after_each_run_and_junit_has_a_case_per_run() {
     let s = Setup::new();
     let bot = s.bot(Behaviour::correct(Plot::Hangup)).await;
+    let junit = s.path("explore.xml");
     let (ran, report) = s
         .explore(
             "answer-incoming-voip-call.json",
@@ -540,6 +541,8 @@ async fn check_cmd_is_the_oracle_after_each_run() {
                 "reorder",
                 "--check-cmd",
                 "echo checking {run} at {api_url}; test {run} != 2",
+                "--junit",
+                junit.to_str().unwrap(),
             ],
         )
         .await;
@@ -557,4 +560,22 @@ async fn check_cmd_is_the_oracle_after_each_run() {
     );
     let log = std::fs::read_to_string(runs[1]["log"].as_str().unwrap()).unwrap();
     assert!(log.contains(&format!("checking 2 at {}", s.api())), "{log}");
+
+    // A JUnit file a schema validator accepts: a case per run, the failed one failing.
+    let out = std::process::Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/junit/junit.xsd"))
+        .arg(&junit)
+        .output()
+        .expect("xmllint (libxml2-utils) is needed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(xml.matches("<testcase ").count(), 3, "{xml}");
+    assert_eq!(xml.matches("<failure ").count(), 1, "{xml}");
+    assert!(xml.contains("--check-cmd exit status: 1"), "{xml}");
 }
