@@ -417,6 +417,21 @@ fn hostile_recordings_are_refused_by_import_and_replay() {
         }
         assert!(!fresh.exists(), "{name}: a refused file created a database");
     }
+    // The name given with --as is held to the same rule as the file's.
+    let out = graphtape(&[
+        "import",
+        "--db",
+        db.to_str().unwrap(),
+        good.to_str().unwrap(),
+        "--as",
+        "a\nrecording session=x",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--as") && stderr.contains("control characters"),
+        "{stderr}"
+    );
     assert_eq!(sessions(&db), 1, "nothing half-imported");
 }
 
