@@ -451,6 +451,17 @@ async fn every_run_sees_fresh_call_ids() {
     assert!(!ids.contains(&crate::graph_sim::INCOMING.to_lowercase()));
 }
 
+/// A free port below Linux's ephemeral range (32768 and up): the bot of each run binds
+/// it anew, and between two runs an ephemeral port (another test's connection) must
+/// not take it.
+fn port_outside_ephemeral_range() -> u16 {
+    let start = 20_000 + (std::process::id() % 10_000) as u16;
+    (start..32_000)
+        .chain(20_000..start)
+        .find(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        .expect("a free port below 32000")
+}
+
 /// The bot process of the --bot-cmd test, started by explore through this test
 /// binary (`--ignored --exact explore::bot_process`): not a test on its own.
 #[tokio::test]
@@ -479,7 +490,7 @@ async fn bot_process() {
 #[tokio::test]
 async fn bot_cmd_starts_a_fresh_bot_per_run_and_its_exit_status_counts() {
     let s = Setup::new();
-    let addr = format!("127.0.0.1:{}", free_port());
+    let addr = format!("127.0.0.1:{}", port_outside_ephemeral_range());
     let url = format!("http://{addr}");
     let exe = std::env::current_exe().unwrap();
     let cmd = format!(
