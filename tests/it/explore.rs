@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use crate::explore_bot::*;
-use crate::util::*;
 
 fn recording(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -56,7 +55,7 @@ impl Setup {
     fn new() -> Setup {
         Setup {
             dir: tempfile::tempdir().unwrap(),
-            port: free_port(),
+            port: port_outside_ephemeral_range(),
         }
     }
 
@@ -451,11 +450,14 @@ async fn every_run_sees_fresh_call_ids() {
     assert!(!ids.contains(&crate::graph_sim::INCOMING.to_lowercase()));
 }
 
-/// A free port below Linux's ephemeral range (32768 and up): the bot of each run binds
-/// it anew, and between two runs an ephemeral port (another test's connection) must
-/// not take it.
+/// A free port below Linux's ephemeral range (32768 and up), for listeners bound anew
+/// several times (a bot per run, graphtape's API listener for explore then replay):
+/// between two binds an ephemeral port (another test's connection) must not take it.
 fn port_outside_ephemeral_range() -> u16 {
-    let start = 20_000 + (std::process::id() % 10_000) as u16;
+    // Tests run in parallel in one process: each call starts elsewhere.
+    static CALLS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let start = 20_000 + ((std::process::id() as u16 % 1000) * 10 + call * 97) % 12_000;
     (start..32_000)
         .chain(20_000..start)
         .find(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
