@@ -40,8 +40,9 @@ use crate::replay::plan::{plan, Plan, PlanOptions, Step};
 use crate::replay::report::{Divergence, Report};
 use crate::replay::scheduler::{deliver_all, Delivery as Sending, Pace, RESPONSE_GRACE};
 use crate::replay::substitute::default_learn_keys;
-use crate::server::{bind, listen_url, serve, stop_signal};
+use crate::server::{bind, listen_url, runtime, serve_with, stop_signal, Drain};
 use crate::tls;
+use crate::tls::CertSource;
 
 /// How long a stopped bot process has between SIGTERM and SIGKILL.
 const BOT_STOP_GRACE: Duration = Duration::from_secs(5);
@@ -376,19 +377,20 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
     ));
     let current = Arc::new(Mutex::new(idle));
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let limits = super::record::listener_limits(&r.listener)?;
+    let drain_timeout = seconds("--drain-timeout", r.listener.drain_timeout, false)?;
+    let rt = runtime(r.listener.threads).context("starting the async runtime")?;
     let (stop_server, server_stop) = watch::channel(());
     let slot = current.clone();
     let listener = {
         let _guard = rt.enter();
         tokio::net::TcpListener::from_std(listener)?
     };
-    let server = rt.spawn(serve(
+    let server = rt.spawn(serve_with(
         listener,
         server_tls,
+        limits,
+        Drain::new(drain_timeout),
         move |req| {
             let engine = slot.lock().unwrap_or_else(|e| e.into_inner()).clone();
             engine.handle(req)
@@ -416,6 +418,9 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
         total
     ),
     );
+    if let Some(CertSource::SelfSigned { write_to, .. }) = &cert {
+        say(quiet_stdout, format!("tls cert={}", write_to.display()));
+    }
     say(quiet_stdout, format!("listening api={api_url}"));
     let _ = std::io::stdout().flush();
     if args.bot_cmd.is_none() {
