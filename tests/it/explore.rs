@@ -504,7 +504,8 @@ async fn bot_cmd_starts_a_fresh_bot_per_run_and_its_exit_status_counts() {
             "join-channel-meeting.json",
             &url,
             "schedules",
-            &["--runs", "5", "--bot-cmd", &cmd],
+            // A freshly built test binary may start slowly on a loaded machine.
+            &["--runs", "5", "--bot-cmd", &cmd, "--wait", "5"],
             &[("EXPLORE_BOT_ADDR", &addr)],
         )
         .await;
@@ -526,7 +527,7 @@ async fn bot_cmd_starts_a_fresh_bot_per_run_and_its_exit_status_counts() {
             "join-channel-meeting.json",
             &url,
             "failing",
-            &["--runs", "1", "--bot-cmd", &cmd, "--wait", "1"],
+            &["--runs", "1", "--bot-cmd", &cmd, "--wait", "5"],
             &[("EXPLORE_BOT_ADDR", &addr), ("EXPLORE_BOT_EXIT", "3")],
         )
         .await;
