@@ -33,6 +33,7 @@ pub mod inspect;
 pub mod jsonscan;
 pub mod junit;
 pub mod logging;
+mod percent;
 pub mod plural;
 pub mod private_file;
 #[cfg(test)]

@@ -140,6 +140,11 @@ impl Redactor {
         out
     }
 
+    /// Whether credentials are redacted (off with `--keep-secrets`).
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// If `name` (any case) is a credential header, the value to store instead;
     /// `None` means keep `value` as is (not a credential header, nothing secret
     /// in it, already redacted, or redaction disabled).
@@ -361,28 +366,74 @@ impl Redactor {
     }
 
     fn json(&self, body: &[u8]) -> Option<Vec<u8>> {
-        // Validating first lets the scanner trust the structure it walks, and
-        // keeps half-understood input from being "redacted" wrongly.
-        std::str::from_utf8(body).ok()?;
-        serde_json::from_slice::<Value>(body).ok()?;
-        let wanted = |k: &str| is_secret_json_key(k) || is_callback_url_key(k);
-        let replacements: Vec<_> = jsonscan::keyed_string_values(body, wanted)?
-            .into_iter()
-            .filter_map(|(range, key, text)| {
-                // A callback URL keeps where it leads; only its credentials go.
-                let replacement = if is_callback_url_key(&key) {
-                    self.url(&text)?
-                } else {
-                    self.redact_secret(text.as_bytes())?
-                };
-                Some((range, jsonscan::literal(&replacement)))
-            })
-            .collect();
+        // Most bodies have no key that could be secret: a byte search settles that
+        // before any parsing.
+        if !might_hold_secret_keys(body) {
+            return None;
+        }
+        let json = jsonscan::strip_bom(body);
+        let offset = body.len() - json.len();
+        // Collected during the walk, applied only if the whole body is JSON: half-
+        // understood input is never "redacted" wrongly.
+        let mut replacements = Vec::new();
+        jsonscan::walk(json, |stack, event| {
+            let (jsonscan::Event::Str(value), Some(frame)) = (event, stack.last()) else {
+                return;
+            };
+            let Some(key) = frame.key.filter(|_| frame.object) else {
+                return;
+            };
+            let key = key.text();
+            // A callback URL keeps where it leads; only its credentials go.
+            let replacement = if is_callback_url_key(&key) {
+                self.url(&value.text())
+            } else if is_secret_json_key(&key) {
+                self.redact_secret(value.text().as_bytes())
+            } else {
+                None
+            };
+            if let Some(replacement) = replacement {
+                let range = value.range();
+                replacements.push((
+                    range.start + offset..range.end + offset,
+                    jsonscan::literal(&replacement),
+                ));
+            }
+        })
+        .ok()?;
         if replacements.is_empty() {
             return None;
         }
         jsonscan::splice(body, &replacements)
     }
+}
+
+/// Parts one of which every secret or callback key contains, lower-case.
+const SECRET_KEY_PARTS: &[&[u8]] = &[
+    b"token",
+    b"secret",
+    b"password",
+    b"assertion",
+    b"apikey",
+    b"api_key",
+    b"callback",
+];
+
+/// Whether a JSON body could hold a key redaction looks at: one of the
+/// [`SECRET_KEY_PARTS`] in any case, or a `\u` escape (which could spell one).
+/// One pass over the bytes, comparing only where a part could start.
+fn might_hold_secret_keys(body: &[u8]) -> bool {
+    body.iter().enumerate().any(|(i, &b)| {
+        let rest = &body[i..];
+        match b | 0x20 {
+            b't' | b's' | b'p' | b'a' | b'c' => SECRET_KEY_PARTS.iter().any(|part| {
+                rest.len() >= part.len() && rest[..part.len()].eq_ignore_ascii_case(part)
+            }),
+            // `\` | 0x20 is `|`.
+            b'|' => b == b'\\' && rest.get(1) == Some(&b'u'),
+            _ => false,
+        }
+    })
 }
 
 /// The non-secret claims replay needs, decoded from a JWT's payload.
@@ -461,7 +512,8 @@ pub fn parse_redacted(value: &str) -> Option<RedactedCredential> {
     let mut claims = JwtClaims::default();
     for field in fields {
         let (name, raw) = field.split_once('=')?;
-        let decoded = String::from_utf8(percent_decode(raw.as_bytes())).ok()?;
+        let decoded =
+            String::from_utf8(crate::percent::decode(raw.as_bytes(), false).into_owned()).ok()?;
         match name {
             "iss" => claims.iss = Some(decoded),
             "aud" => claims.aud = Some(decoded),
@@ -515,7 +567,7 @@ fn is_credential_header(lowercase_name: &str) -> bool {
 /// Whether a query or form parameter (raw, possibly percent-encoded name) carries a
 /// credential.
 pub fn is_secret_param(raw_name: &[u8]) -> bool {
-    let name = percent_decode(raw_name);
+    let name = crate::percent::decode(raw_name, false);
     SECRET_PARAMS
         .iter()
         .any(|secret| secret.as_bytes().eq_ignore_ascii_case(&name))
@@ -603,29 +655,6 @@ fn push_percent_encoded(out: &mut String, value: &str) {
             out.push(hex_digit(b).to_ascii_uppercase());
         }
     }
-}
-
-/// Lenient: a `%` not followed by two hex digits is kept as is.
-fn percent_decode(input: &[u8]) -> Vec<u8> {
-    let hex_value = |b: u8| {
-        char::from(b)
-            .to_digit(16)
-            .and_then(|d| u8::try_from(d).ok())
-    };
-    let mut out = Vec::with_capacity(input.len());
-    let mut rest = input;
-    while let Some((&b, tail)) = rest.split_first() {
-        if let (b'%', [hi, lo, after @ ..]) = (b, tail) {
-            if let (Some(hi), Some(lo)) = (hex_value(*hi), hex_value(*lo)) {
-                out.push(hi << 4 | lo);
-                rest = after;
-                continue;
-            }
-        }
-        out.push(b);
-        rest = tail;
-    }
-    out
 }
 
 #[cfg(test)]
@@ -850,6 +879,41 @@ mod tests {
             )
         );
         assert_eq!(r.body(None, body), None);
+    }
+
+    #[test]
+    fn the_byte_prefilter_knows_every_key() {
+        for key in SECRET_JSON_KEYS.iter().chain(&["callbackUri", "callback"]) {
+            let body = format!("{{\"{}\":\"x\"}}", key.to_uppercase());
+            assert!(might_hold_secret_keys(body.as_bytes()), "{key}");
+        }
+        assert!(might_hold_secret_keys(br#"{"\u0074oken":"x"}"#));
+        assert!(!might_hold_secret_keys(
+            br#"{"id":"abc","state":"established","etag":"W/\"1\""}"#
+        ));
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn odd_but_grammatical_json_is_still_redacted() {
+        let r = redactor();
+        // A lone surrogate escape (serde_json refuses it) or a byte-order mark must not
+        // let a secret through in clear.
+        for body in [
+            &br#"{"x":"\ud800","token":"SECRET"}"#[..],
+            b"\xEF\xBB\xBF{\"token\":\"SECRET\"}",
+            br#"{"n":1e400,"token":"SECRET"}"#,
+        ] {
+            let out = r.body(Some("application/json"), body).expect("redacted");
+            assert!(
+                !contains(&out, b"SECRET"),
+                "{}",
+                String::from_utf8_lossy(&out)
+            );
+        }
     }
 
     #[test]

@@ -110,6 +110,10 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
     let api_url = listen_url(api_addr, server_tls.is_some());
     let mut rules_m = MatchRules::default();
     rules_m.ignore_keys.extend(r.ignore.iter().cloned());
+    // A sanitised recording holds placeholders where the bot sends its real values.
+    rules_m
+        .ignore_keys
+        .extend(crate::recording::match_ignores(&source.info.config));
     let mut learn = default_learn_keys();
     learn.extend(r.learn.iter().cloned());
     let settings = Arc::new(Settings {

@@ -84,7 +84,7 @@ pub(crate) fn notes(ex: &Exchange<StoredBody>) -> Vec<Note> {
 /// The body's notification objects by position, mirroring `parse_notifications`:
 /// the `value` array, or the body itself for a legacy single notification.
 fn raw_entries(body: &[u8]) -> Vec<Value> {
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let body = crate::jsonscan::strip_bom(body);
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(top)) => match top.get("value") {
             Some(Value::Array(entries)) => entries.clone(),
@@ -137,7 +137,7 @@ pub(crate) fn clean(text: &str) -> String {
 
 /// The JSON object of a body, if it is one.
 pub(crate) fn json_body(bytes: &[u8]) -> Option<serde_json::Map<String, Value>> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let bytes = crate::jsonscan::strip_bom(bytes);
     match serde_json::from_slice(bytes) {
         Ok(Value::Object(map)) => Some(map),
         _ => None,

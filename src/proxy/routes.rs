@@ -99,10 +99,8 @@ impl CallbackRoutes {
         if *first != b'{' {
             return None;
         }
-        serde_json::from_slice::<serde::de::IgnoredAny>(body).ok()?;
-        let found = jsonscan::string_values(body, |k| {
-            k.eq_ignore_ascii_case("callbackUri") || k.eq_ignore_ascii_case("callback")
-        })?;
+        // One pass validates the body and finds the callback URLs.
+        let found = jsonscan::string_values(body, crate::redact::is_callback_url_key)?;
         let mut replacements: Vec<(Range<usize>, Vec<u8>)> = Vec::new();
         let mut new_routes = Vec::new();
         for (range, url) in found {

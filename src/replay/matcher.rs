@@ -259,7 +259,7 @@ impl Shape {
 
 impl Body {
     fn new(bytes: &[u8], rules: &MatchRules) -> Body {
-        let unmarked = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let unmarked = crate::jsonscan::strip_bom(bytes);
         match serde_json::from_slice::<Value>(unmarked) {
             Ok(mut value) => {
                 strip_keys(&mut value, rules);
@@ -303,41 +303,14 @@ fn query_pairs(query: &str) -> Vec<(String, String)> {
             let value = if crate::redact::is_secret_param(key.as_bytes()) {
                 "(credential)".to_string()
             } else {
-                percent_decode(value)
+                // Form decoding: `+` is a space.
+                crate::percent::decode_lossy(value, true).into_owned()
             };
-            (percent_decode(key), value)
+            (crate::percent::decode_lossy(key, true).into_owned(), value)
         })
         .collect();
     pairs.sort();
     pairs
-}
-
-/// Form decoding: `+` is a space, `%XX` a byte; malformed escapes stay literal and
-/// invalid UTF-8 is replaced, since a bot may send anything.
-fn percent_decode(text: &str) -> String {
-    let mut out = Vec::with_capacity(text.len());
-    let mut rest = text.as_bytes();
-    while let Some((&first, tail)) = rest.split_first() {
-        if let [b'%', hi, lo, after @ ..] = rest {
-            if let Some((hi, lo)) = hex_digit(*hi).zip(hex_digit(*lo)) {
-                out.push(hi << 4 | lo);
-                rest = after;
-                continue;
-            }
-        }
-        out.push(if first == b'+' { b' ' } else { first });
-        rest = tail;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// Every difference, uncapped, in the order method, path, query, body.

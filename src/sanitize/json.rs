@@ -3,8 +3,6 @@
 
 use std::ops::Range;
 
-use crate::jsonscan::string_end;
-
 /// A string value: its bytes (quotes included), decoded text and enclosing keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct StringAt {
@@ -78,6 +76,19 @@ pub(crate) fn strings(json: &[u8]) -> Vec<StringAt> {
         }
     }
     found
+}
+
+/// The end (one past the closing quote) of the string literal opening at `start`;
+/// `None` when the body ends inside it (a stored prefix).
+fn string_end(json: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    loop {
+        match json.get(i)? {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -367,7 +367,7 @@ fn hostile_recordings_are_refused_by_import_and_replay() {
     );
     let fresh = dir.path().join("fresh.db");
     let cases = cases();
-    assert!(cases.len() >= 40, "{} cases", cases.len());
+    assert_eq!(cases.len(), 48, "the README counts them");
     for (i, (name, bytes, wants)) in cases.iter().enumerate() {
         let file = dir.path().join(format!("case-{i}.json"));
         std::fs::write(&file, bytes).unwrap();

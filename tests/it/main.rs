@@ -1,6 +1,8 @@
 //! Integration tests: graphtape as a real process between real HTTP peers on loopback.
 
+mod big;
 mod bot;
+mod browser;
 mod callback_safety;
 mod callbacks;
 mod explain;
@@ -24,3 +26,5 @@ mod store_files;
 mod streaming;
 mod tidy;
 mod util;
+mod views;
+mod walkthrough;
