@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,8 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::certs::cert_source;
-use super::replay::{callback_auth, finish_requests, pace, wait_for_bot};
+use super::explore_run::{Explorer, Outcome};
+use super::replay::{callback_auth, pace, wait_for_bot};
 use super::source::{check_call, load};
 use crate::cli::{ExploreArgs, ReplayArgs};
 use crate::clock::SessionClock;
@@ -30,261 +31,17 @@ use crate::explore::points::{apply, universe, Point};
 use crate::explore::report::{junit_suite, ExploreReport, FailureReport, RunReport};
 use crate::explore::rules::{Delivery, Rules};
 use crate::explore::shrink::ddmin;
-use crate::explore::strategy::{choose, count_distinct, subsets, Perturb, Rng, Strategy};
+use crate::explore::strategy::{choose, count_distinct, subsets, Perturb, Strategy};
 use crate::graph::normalize_id;
 use crate::proxy::Forwarder;
 use crate::replay::engine::{Replay, Settings};
-use crate::replay::ids::{recorded_ids, IdMap};
+use crate::replay::ids::recorded_ids;
 use crate::replay::matcher::MatchRules;
-use crate::replay::plan::{plan, Plan, PlanOptions, Step};
-use crate::replay::report::{Divergence, Report};
-use crate::replay::scheduler::{deliver_all, Delivery as Sending, Pace, RESPONSE_GRACE};
+use crate::replay::plan::{plan, PlanOptions};
 use crate::replay::substitute::default_learn_keys;
-use crate::server::{bind, listen_url, serve, stop_signal};
+use crate::server::{bind, listen_url, runtime, serve_with, stop_signal, Drain};
 use crate::tls;
-
-/// How long a stopped bot process has between SIGTERM and SIGKILL.
-const BOT_STOP_GRACE: Duration = Duration::from_secs(5);
-
-/// The outcome of one execution (a run or a shrink re-run).
-struct Outcome {
-    passed: bool,
-    report: Report,
-    /// A failure that is not a divergence: the bot's process, --check-cmd.
-    other: Option<String>,
-    log: Option<PathBuf>,
-    ids: IdMap,
-}
-
-impl Outcome {
-    /// One line about what went wrong, for the per-run line.
-    fn first_problem(&self) -> String {
-        self.other
-            .clone()
-            .or_else(|| self.report.divergences.first().map(|d| d.message.clone()))
-            .unwrap_or_default()
-    }
-}
-
-/// Everything an execution needs, set up once.
-struct Explorer {
-    rules: Rules,
-    base: Plan,
-    recorded: Arc<Vec<crate::exchange::Exchange<crate::exchange::StoredBody>>>,
-    settings: Arc<Settings>,
-    clock: Arc<SessionClock>,
-    /// The engine of the run under way, behind the one API listener. A std Mutex: it
-    /// is held only to clone or swap the Arc, never across an await.
-    current: Arc<Mutex<Arc<Replay>>>,
-    bot: Upstream,
-    forwarder: Forwarder,
-    pace: Pace,
-    retry: bool,
-    wait: Duration,
-    settle: Duration,
-    bot_cmd: Option<String>,
-    check_cmd: Option<String>,
-    api_url: String,
-    api_listen: String,
-    dir: PathBuf,
-    ids: Vec<String>,
-    /// The seed of the fresh ids: --seed mixed with the strategy and the recording.
-    id_seed: u64,
-    session: String,
-    stop: watch::Receiver<bool>,
-}
-
-impl Explorer {
-    /// Fresh ids for execution `salt` of run `run`: never the same twice in one explore,
-    /// and other ones for another strategy or recording (the same command gives the
-    /// same ids, so that its schedule files are the same).
-    fn fresh_ids(&self, run: u64, salt: u64) -> IdMap {
-        let mut rng = Rng::for_run(self.id_seed, run, salt + 1);
-        IdMap::new(self.ids.iter().map(|id| (id.clone(), rng.guid())))
-    }
-
-    fn execute(
-        &self,
-        rt: &tokio::runtime::Runtime,
-        schedule: &[Delivery],
-        ids: IdMap,
-        label: &str,
-    ) -> Outcome {
-        rt.block_on(self.execute_async(schedule, ids, label))
-    }
-
-    async fn execute_async(&self, schedule: &[Delivery], ids: IdMap, label: &str) -> Outcome {
-        let steps: Vec<Step> = schedule
-            .iter()
-            .map(|d| Step {
-                position: d.position,
-                response: d.response,
-                delay_us: d.delay_us,
-            })
-            .collect();
-        let replay = Arc::new(
-            Replay::new(
-                self.base.scheduled(&steps),
-                self.recorded.clone(),
-                self.settings.clone(),
-                self.clock.clone(),
-                None,
-            )
-            .with_ids(ids.clone()),
-        );
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = replay.clone();
-        let mut other = None;
-        let log = (self.bot_cmd.is_some() || self.check_cmd.is_some())
-            .then(|| self.dir.join("logs").join(format!("run-{label}.log")));
-        let mut child = None;
-        if let (Some(cmd), Some(log)) = (&self.bot_cmd, &log) {
-            match self.start_bot(cmd, label, log).await {
-                Ok(c) => child = Some(c),
-                Err(e) => other = Some(format!("{e:#}")),
-            }
-        }
-        if other.is_none() {
-            let sending = Sending {
-                bot: self.bot.clone(),
-                forwarder: self.forwarder.clone(),
-                pace: self.pace,
-                progress: None,
-                retry: self.retry,
-                response_grace: match self.pace {
-                    Pace::Fast => RESPONSE_GRACE,
-                    Pace::Speed(_) => Duration::ZERO,
-                },
-            };
-            deliver_all(
-                replay.clone(),
-                sending,
-                tokio::time::Instant::now(),
-                self.stop.clone(),
-            )
-            .await;
-            finish_requests(&replay, self.wait, self.settle).await;
-        }
-        if let Some(child) = child {
-            if let Some(problem) = stop_bot(child).await {
-                other.get_or_insert(problem);
-            }
-        }
-        if let (Some(cmd), Some(log), None) = (&self.check_cmd, &log, &other) {
-            other = self.check(cmd, label, log).await;
-        }
-        if *self.stop.borrow() {
-            replay.diverged(Divergence {
-                kind: "interrupted",
-                call: None,
-                recorded_seq: None,
-                replay_seq: None,
-                message: "explore was interrupted during this run".into(),
-            });
-        }
-        let report = replay.finish(&self.session, &format!("explore run {label}"));
-        Outcome {
-            passed: report.passed && other.is_none(),
-            report,
-            other,
-            log,
-            ids,
-        }
-    }
-
-    fn command(
-        &self,
-        cmd: &str,
-        label: &str,
-        log: &Path,
-    ) -> anyhow::Result<tokio::process::Command> {
-        let expanded = cmd
-            .replace("{api_url}", &self.api_url)
-            .replace("{api_listen}", &self.api_listen)
-            .replace("{run}", label);
-        if let Some(parent) = log.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
-        }
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .with_context(|| format!("opening the run log {}", log.display()))?;
-        let err = out.try_clone()?;
-        let mut c = tokio::process::Command::new("sh");
-        c.arg("-c")
-            .arg(expanded)
-            .env("GRAPHTAPE_API_URL", &self.api_url)
-            .env("GRAPHTAPE_API_LISTEN", &self.api_listen)
-            .env("GRAPHTAPE_RUN", label)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .kill_on_drop(true);
-        Ok(c)
-    }
-
-    /// Starts the bot's process and waits until --bot-url accepts connections.
-    async fn start_bot(
-        &self,
-        cmd: &str,
-        label: &str,
-        log: &Path,
-    ) -> anyhow::Result<tokio::process::Child> {
-        let mut command = self.command(cmd, label, log)?;
-        // Its own process group, so stopping it stops whatever the shell started.
-        command.process_group(0);
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("--bot-cmd: starting {cmd:?}"))?;
-        tokio::select! {
-            ready = wait_for_bot(&self.bot, self.wait) => ready.map(|()| child),
-            status = child.wait() => {
-                let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-                bail!("the bot's process ended before it accepted connections ({status}); see {}", log.display())
-            }
-        }
-    }
-
-    /// Runs --check-cmd; a failure in words if it did not exit 0.
-    async fn check(&self, cmd: &str, label: &str, log: &Path) -> Option<String> {
-        let mut command = match self.command(cmd, label, log) {
-            Ok(c) => c,
-            Err(e) => return Some(format!("--check-cmd: {e:#}")),
-        };
-        match command.status().await {
-            Ok(s) if s.success() => None,
-            Ok(s) => Some(format!("--check-cmd {s}")),
-            Err(e) => Some(format!("--check-cmd could not start: {e}")),
-        }
-    }
-}
-
-/// Stops the bot's process group: SIGTERM, then SIGKILL after the grace period. A
-/// failure in words if it had already exited non-zero (its own driver said so).
-async fn stop_bot(mut child: tokio::process::Child) -> Option<String> {
-    if let Ok(Some(status)) = child.try_wait() {
-        return (!status.success())
-            .then(|| format!("the bot's process exited before it was stopped ({status})"));
-    }
-    let group = child.id().map(|pid| -(pid as i32));
-    if let Some(group) = group {
-        // SAFETY: kill(2) with a process group id and a signal number has no
-        // memory-safety preconditions.
-        unsafe { libc::kill(group, libc::SIGTERM) };
-    }
-    if tokio::time::timeout(BOT_STOP_GRACE, child.wait())
-        .await
-        .is_err()
-    {
-        if let Some(group) = group {
-            // SAFETY: as above.
-            unsafe { libc::kill(group, libc::SIGKILL) };
-        }
-        let _ = child.wait().await;
-    }
-    None
-}
+use crate::tls::CertSource;
 
 pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
     let r = &args.replay;
@@ -380,19 +137,20 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
     ));
     let current = Arc::new(Mutex::new(idle));
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let limits = super::record::listener_limits(&r.listener)?;
+    let drain_timeout = seconds("--drain-timeout", r.listener.drain_timeout, false)?;
+    let rt = runtime(r.listener.threads).context("starting the async runtime")?;
     let (stop_server, server_stop) = watch::channel(());
     let slot = current.clone();
     let listener = {
         let _guard = rt.enter();
         tokio::net::TcpListener::from_std(listener)?
     };
-    let server = rt.spawn(serve(
+    let server = rt.spawn(serve_with(
         listener,
         server_tls,
+        limits,
+        Drain::new(drain_timeout),
         move |req| {
             let engine = slot.lock().unwrap_or_else(|e| e.into_inner()).clone();
             engine.handle(req)
@@ -420,6 +178,9 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
         total
     ),
     );
+    if let Some(CertSource::SelfSigned { write_to, .. }) = &cert {
+        say(quiet_stdout, format!("tls cert={}", write_to.display()));
+    }
     say(quiet_stdout, format!("listening api={api_url}"));
     let _ = std::io::stdout().flush();
     if args.bot_cmd.is_none() {

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use crate::explore_bot::*;
-use crate::util::*;
 
 fn recording(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -56,7 +55,7 @@ impl Setup {
     fn new() -> Setup {
         Setup {
             dir: tempfile::tempdir().unwrap(),
-            port: free_port(),
+            port: port_outside_ephemeral_range(),
         }
     }
 
@@ -451,6 +450,20 @@ async fn every_run_sees_fresh_call_ids() {
     assert!(!ids.contains(&crate::graph_sim::INCOMING.to_lowercase()));
 }
 
+/// A free port below Linux's ephemeral range (32768 and up), for listeners bound anew
+/// several times (a bot per run, graphtape's API listener for explore then replay):
+/// between two binds an ephemeral port (another test's connection) must not take it.
+fn port_outside_ephemeral_range() -> u16 {
+    // Tests run in parallel in one process: each call starts elsewhere.
+    static CALLS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let start = 20_000 + ((std::process::id() as u16 % 1000) * 10 + call * 97) % 12_000;
+    (start..32_000)
+        .chain(20_000..start)
+        .find(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        .expect("a free port below 32000")
+}
+
 /// The bot process of the --bot-cmd test, started by explore through this test
 /// binary (`--ignored --exact explore::bot_process`): not a test on its own.
 #[tokio::test]
@@ -479,7 +492,7 @@ async fn bot_process() {
 #[tokio::test]
 async fn bot_cmd_starts_a_fresh_bot_per_run_and_its_exit_status_counts() {
     let s = Setup::new();
-    let addr = format!("127.0.0.1:{}", free_port());
+    let addr = format!("127.0.0.1:{}", port_outside_ephemeral_range());
     let url = format!("http://{addr}");
     let exe = std::env::current_exe().unwrap();
     let cmd = format!(
@@ -491,7 +504,8 @@ async fn bot_cmd_starts_a_fresh_bot_per_run_and_its_exit_status_counts() {
             "join-channel-meeting.json",
             &url,
             "schedules",
-            &["--runs", "5", "--bot-cmd", &cmd],
+            // A freshly built test binary may start slowly on a loaded machine.
+            &["--runs", "5", "--bot-cmd", &cmd, "--wait", "5"],
             &[("EXPLORE_BOT_ADDR", &addr)],
         )
         .await;
@@ -513,7 +527,7 @@ async fn bot_cmd_starts_a_fresh_bot_per_run_and_its_exit_status_counts() {
             "join-channel-meeting.json",
             &url,
             "failing",
-            &["--runs", "1", "--bot-cmd", &cmd, "--wait", "1"],
+            &["--runs", "1", "--bot-cmd", &cmd, "--wait", "5"],
             &[("EXPLORE_BOT_ADDR", &addr), ("EXPLORE_BOT_EXIT", "3")],
         )
         .await;
