@@ -4,6 +4,9 @@
 #   bench/run.sh            full run (release build, a few seconds per row)
 #   bench/run.sh --smoke    checks that every part works, fast (debug build, 1 s per
 #                           row, no speed threshold); .ci/run runs this
+#   BENCH_PERF=FILE bench/run.sh   also profiles graphtape's first c=32 run with perf
+#   BENCH_D1=S BENCH_D32=S         seconds per c=1 and c=32 run (default 3 and 5)
+#   GRAPHTAPE_BIN=PATH             measure that binary instead of building this checkout
 #
 # Everything runs on 127.0.0.1 and stops by itself. An nginx serves as the upstream
 # (291 bytes of JSON for every request, one access-log line per request: the count of
@@ -46,12 +49,16 @@ need wrk wrk
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [[ -x $NGINX ]] || { need nginx nginx; NGINX=$(command -v nginx || echo /usr/sbin/nginx); }
 
-if [[ $PROFILE == release ]]; then
-  cargo build --release --quiet
+if [[ -n ${GRAPHTAPE_BIN:-} ]]; then
+  GT=$GRAPHTAPE_BIN # another build, e.g. to compare with an older commit
 else
-  cargo build --quiet
+  if [[ $PROFILE == release ]]; then
+    cargo build --release --quiet
+  else
+    cargo build --quiet
+  fi
+  GT=target/$PROFILE/graphtape
 fi
-GT=target/$PROFILE/graphtape
 
 WORK=$(mktemp -d /tmp/graphtape-bench.XXXXXX)
 PIDS=()
@@ -255,7 +262,13 @@ run_path() { # run_path NAME URL LUA KIND(direct|nginx|graphtape|callback) [grap
   [[ $kind == direct ]] && D_P50=$P50
   local added
   added=$(awk -v a="$P50" -v d="$D_P50" 'BEGIN {printf "%.1f", a - d}')
+  if [[ -n ${BENCH_PERF:-} && $kind == graphtape && -n $session ]]; then
+    # BENCH_PERF=1: profile graphtape during its c=32 run (perf report -i the file).
+    perf record -q -F 999 -g -o "$BENCH_PERF" -p "$GT_PID" -- sleep "$D32" 2>/dev/null &
+    local perf_pid=$!
+  fi
   load "$url" "$lua" "$D32" "$C32" "${pids[@]}"
+  [[ -n ${perf_pid:-} ]] && { wait "$perf_pid" || true; BENCH_PERF=""; }
   local c32=("$RPS" "$P50" "$P99" "$CPU_US")
   if ((${#pids[@]} > 0)); then rss=$(( $(hwm_kb "${pids[@]}") / 1024 ))MiB; fi
   if [[ -n $session ]]; then
@@ -280,7 +293,9 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 run_path "direct to the upstream" "http://127.0.0.1:$UP/v1.0/communications/calls/x/participants/invite" "$WORK/invite.lua" direct
 run_path "nginx (plain proxy, records nothing)" "http://127.0.0.1:$PX/v1.0/communications/calls/x/participants/invite" "$WORK/invite.lua" nginx
 run_path "graphtape record (API hop)" "/v1.0/communications/calls/x/participants/invite" "$WORK/invite.lua" graphtape
-run_path "graphtape record --threads 1" "/v1.0/communications/calls/x/participants/invite" "$WORK/invite.lua" graphtape --threads 1
+if "$GT" record --help | grep -q -- --threads; then
+  run_path "graphtape record --threads 1" "/v1.0/communications/calls/x/participants/invite" "$WORK/invite.lua" graphtape --threads 1
+fi
 run_path "graphtape callback hop" "/api/calls" "$WORK/notification.lua" callback
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 

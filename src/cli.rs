@@ -530,7 +530,7 @@ pub struct ExportArgs {
 #[derive(Debug, Args, Default)]
 pub struct SanitizeArgs {
     /// Display names, user principal names, e-mail addresses, phone numbers, and user
-    /// and tenant ids (replaced consistently).
+    /// and tenant ids (replaced consistently, also in tokens' tid and aud claims).
     #[arg(long)]
     pub redact_pii: bool,
 
@@ -540,7 +540,7 @@ pub struct SanitizeArgs {
     pub json_keys: Vec<String>,
 
     /// An id at this JSON key (dotted path) is replaced consistently everywhere it
-    /// appears (paths, bodies, headers, query); `tid` for token tenant claims;
+    /// appears (paths, bodies, headers, query); `tid` or `aud` for token claims;
     /// repeatable.
     #[arg(long = "redact-id", value_name = "KEY")]
     pub ids: Vec<String>,

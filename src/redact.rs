@@ -140,6 +140,11 @@ impl Redactor {
         out
     }
 
+    /// Whether credentials are redacted (off with `--keep-secrets`).
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// If `name` (any case) is a credential header, the value to store instead;
     /// `None` means keep `value` as is (not a credential header, nothing secret
     /// in it, already redacted, or redaction disabled).

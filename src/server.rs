@@ -64,8 +64,15 @@ impl Drain {
     }
 }
 
-/// What every request carries from its listener to the proxy (a request extension):
-/// the body read timeout and the stop that may cut the exchange short.
+tokio::task_local! {
+    /// The [`Arrival`] of the request whose handler is running: set by [`serve_with`]
+    /// around each handler (a task-local rather than a request extension, which would
+    /// allocate a map per request).
+    static ARRIVAL: Arrival;
+}
+
+/// What every request carries from its listener to the proxy: the body read timeout
+/// and the stop that may cut the exchange short. Read with [`Arrival::current`].
 #[derive(Clone, Debug)]
 pub struct Arrival {
     /// Longest wait for the next piece of the request body.
@@ -98,6 +105,14 @@ impl Arrival {
         T: Future<Output = ()> + Send + 'static,
     {
         self.tasks.spawn(task);
+    }
+
+    /// The arrival of the request being handled, or [`Arrival::detached`] outside a
+    /// listener.
+    pub fn current() -> Arrival {
+        ARRIVAL
+            .try_with(Arrival::clone)
+            .unwrap_or_else(|_| Arrival::detached())
     }
 
     /// Resolves when the stop cuts in-flight exchanges short.
@@ -214,10 +229,9 @@ pub async fn serve_with<H, F, B>(
             let handler = handler.clone();
             let handlers = handlers.clone();
             let arrival = arrival.clone();
-            service_fn(move |mut req: Request<Incoming>| {
+            service_fn(move |req: Request<Incoming>| {
                 let busy = conn.request_started(req.version());
-                req.extensions_mut().insert(arrival.clone());
-                let task = handlers.track_future(handler(req));
+                let task = handlers.track_future(ARRIVAL.scope(arrival.clone(), handler(req)));
                 Detachable {
                     future: Some(Box::pin(task)),
                     _busy: busy,

@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::request::Parts;
+use http::{HeaderMap, HeaderValue};
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
 
@@ -48,12 +49,9 @@ impl Inbound {
         let seq = clock.next_seq();
         let start = clock.now_us();
         let wall_start_us = clock.wall_start_us() + start;
-        let (mut parts, body) = req.into_parts();
+        let (parts, body) = req.into_parts();
         tracing::debug!(seq, method = %parts.method, path = parts.uri.path(), "request arrived");
-        let arrival = parts
-            .extensions
-            .remove::<Arrival>()
-            .unwrap_or_else(Arrival::detached);
+        let arrival = Arrival::current();
         let limits = ReadLimits {
             max: max_body,
             stall: arrival.body_timeout,
@@ -104,6 +102,12 @@ impl Inbound {
     pub fn split(mut self, direction: Direction) -> (Captured, Option<oneshot::Receiver<TeeEnd>>) {
         // What hyper attaches (upgrade handles and the like) is not part of the record.
         self.parts.extensions.clear();
+        let (headers, body) = detach(&self.parts.headers, self.body);
+        self.parts.headers = headers;
+        // The URI is a slice of the same buffer: a short copy of its own too.
+        if let Ok(uri) = http::Uri::try_from(self.parts.uri.to_string()) {
+            self.parts.uri = uri;
+        }
         let captured = Captured {
             seq: self.seq,
             direction,
@@ -111,7 +115,7 @@ impl Inbound {
             timing: self.timing,
             request: CapturedRequest {
                 parts: self.parts,
-                body: CapturedBody::whole(self.body),
+                body: CapturedBody::whole(body),
             },
             target: None,
             forwarded_body: None,
@@ -120,6 +124,39 @@ impl Inbound {
         };
         (captured, self.rest_end)
     }
+}
+
+/// Bodies up to this size are copied out of hyper's buffers for the record.
+const DETACH_BODY: usize = 64 << 10;
+
+/// Copies header values (and a small body) out of the connection's read buffer into one
+/// allocation of their own. hyper hands them over as slices of that buffer, and a
+/// captured exchange waiting in the writer's queue would otherwise keep the whole
+/// buffer (8 KiB or more per request, per direction) alive: one small copy instead of
+/// pinned buffers, so the queue's size in bytes is what it really holds.
+pub fn detach(headers: &HeaderMap, body: Bytes) -> (HeaderMap, Bytes) {
+    let copy_body = body.len() <= DETACH_BODY;
+    let values: usize = headers.values().map(|v| v.len()).sum();
+    let mut buf = BytesMut::with_capacity(values + if copy_body { body.len() } else { 0 });
+    for value in headers.values() {
+        buf.extend_from_slice(value.as_bytes());
+    }
+    if copy_body {
+        buf.extend_from_slice(&body);
+    }
+    let all = buf.freeze();
+    let mut out = HeaderMap::with_capacity(headers.len());
+    let mut at = 0;
+    for (name, value) in headers {
+        let n = value.len();
+        let mut copied =
+            HeaderValue::from_maybe_shared(all.slice(at..at + n)).unwrap_or_else(|_| value.clone());
+        copied.set_sensitive(value.is_sensitive());
+        out.append(name.clone(), copied);
+        at += n;
+    }
+    let body = if copy_body { all.slice(at..) } else { body };
+    (out, body)
 }
 
 /// Completes a streamed request body in `ex` from how it ended; returns the failure,
@@ -135,4 +172,25 @@ pub fn finish_request(ex: &mut Captured, end: Option<TeeEnd>) -> Option<BodyFail
     ex.request.body = CapturedBody::streamed(prefix, end.len, end.sha256);
     ex.timing.request_end_us = end.end_us;
     end.failure
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detached_headers_and_body_are_equal_and_no_longer_share_the_buffer() {
+        let wire = Bytes::from_static(b"application/json{\"a\":1}");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "content-type",
+            HeaderValue::from_maybe_shared(wire.slice(..16)).unwrap(),
+        );
+        headers.append("x-a", HeaderValue::from_static("1"));
+        headers.append("x-a", HeaderValue::from_static("2"));
+        let (out, body) = detach(&headers, wire.slice(16..));
+        assert_eq!(out, headers);
+        assert_eq!(&body[..], b"{\"a\":1}");
+        assert_ne!(body.as_ptr(), wire[16..].as_ptr(), "a copy, not a slice");
+    }
 }

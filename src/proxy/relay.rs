@@ -12,7 +12,7 @@ use http_body_util::Full;
 use tokio::sync::oneshot;
 
 use super::body::{BodyFailure, ProxyBody, TeeEnd};
-use super::capture::{finish_request, Inbound};
+use super::capture::{detach, finish_request, Inbound};
 use super::forward::{FailureKind, Forwarder};
 use super::headers::strip_hop_by_hop;
 use super::reply;
@@ -212,10 +212,13 @@ impl Relay {
         ex.timing.response_end_us = outcome.response_end_us;
         ex.target = Some(Target::Uri(target));
         ex.forwarded_body = forwarded_body.map(CapturedBody::whole);
-        ex.response = outcome.head.as_ref().map(|head| CapturedResponse {
-            status: head.status,
-            headers: head.headers.clone(),
-            body: CapturedBody::whole(outcome.body.clone()),
+        ex.response = outcome.head.as_ref().map(|head| {
+            let (headers, body) = detach(&head.headers, outcome.body.clone());
+            CapturedResponse {
+                status: head.status,
+                headers,
+                body: CapturedBody::whole(body),
+            }
         });
         let mut cut = false;
         let reply = match (outcome.error.take(), outcome.head.take()) {

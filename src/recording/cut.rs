@@ -456,4 +456,24 @@ mod tests {
         let err = crate::recording::parse_recording(clash.as_bytes(), "f").unwrap_err();
         assert!(err.to_string().contains("at provenance"), "{err}");
     }
+
+    #[test]
+    fn a_gzip_batch_is_cut_inside_and_encoded_again() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(mixed_body().as_bytes()).unwrap();
+        let mut batch = callback(4, 30, "").build();
+        batch
+            .request
+            .headers
+            .push(("content-encoding".into(), b"gzip".to_vec()));
+        batch.request.body = StoredBody::capture(&gz.finish().unwrap(), usize::MAX);
+        let spec = CutSpec {
+            calls: vec![norm(B)],
+            seqs: None,
+        };
+        let (_, out) = cut(&session(), &[batch], &spec).unwrap();
+        let content = String::from_utf8(out[0].request.content().into_owned()).unwrap();
+        assert!(content.contains(B) && !content.contains(A), "{content}");
+    }
 }

@@ -18,7 +18,7 @@ use serde_json::Value;
 pub use rules::{KeyPath, Rules, RulesError, RulesFile};
 
 use crate::content_encoding::map_content;
-use crate::exchange::{Exchange, Headers, StoredBody};
+use crate::exchange::{header, Exchange, Headers, StoredBody};
 use crate::jsonscan;
 use crate::redact::{jwt_claims, parse_redacted, Redactor, PLACEHOLDER_PREFIX};
 use ids::{guid_norm, IdMap};
@@ -55,7 +55,7 @@ impl Sanitizer {
         let mut bodies = vec![ex.request.content()];
         if let Some(f) = &ex.forwarded_body {
             bodies.push(crate::content_encoding::content(
-                crate::exchange::header(&ex.request.headers, "content-encoding"),
+                header(&ex.request.headers, "content-encoding"),
                 &f.bytes,
             ));
         }
@@ -214,11 +214,8 @@ impl Sanitizer {
     /// A body sanitised in its content (decoded and encoded again if it was sent
     /// gzip- or deflate-encoded); None if nothing changed.
     fn body(&mut self, headers: &Headers, body: &StoredBody) -> Option<StoredBody> {
-        let new = map_content(
-            crate::exchange::header(headers, "content-encoding"),
-            &body.bytes,
-            |content| self.content(content),
-        )?;
+        let encoding = header(headers, "content-encoding");
+        let new = map_content(encoding, &body.bytes, |content| self.content(content))?;
         Some(if body.truncated {
             // The stored prefix changed; length and hash still describe the whole.
             StoredBody {
@@ -453,5 +450,24 @@ mod tests {
                 && text.contains("see ticket-graphtape-redacted:"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn inside_gzip_bodies_too() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(roster_body(CALL_B).as_bytes()).unwrap();
+        let mut ex = callback(1, 0, "").build();
+        ex.request
+            .headers
+            .push(("content-encoding".into(), b"gzip".to_vec()));
+        ex.request.body = StoredBody::capture(&gz.finish().unwrap(), usize::MAX);
+        let out = pii().apply(ex);
+        let content = String::from_utf8(out.request.content().into_owned()).unwrap();
+        assert!(
+            !content.contains("Test User") && !content.contains("8A34A46B"),
+            "{content}"
+        );
+        assert!(content.contains(CALL_B), "{content}");
     }
 }

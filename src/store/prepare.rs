@@ -92,7 +92,17 @@ fn body(
     match captured.sha256 {
         None => StoredBody::capture(redacted.as_deref().unwrap_or(raw), max_body),
         Some(digest) => {
-            let kept = redacted.unwrap_or_else(|| raw.to_vec());
+            // A streamed body's prefix is cut mid-document: JSON (or anything encoded)
+            // cannot be checked for secrets, so its bytes are withheld unless redaction
+            // is off; the length and SHA-256 of the whole still identify it.
+            let unchecked = redacted.is_none()
+                && redactor.is_enabled()
+                && (may_hide_secrets(content_type, raw)
+                    || header(headers, "content-encoding").is_some());
+            let kept = match unchecked {
+                true => Vec::new(),
+                false => redacted.unwrap_or_else(|| raw.to_vec()),
+            };
             let keep = kept.len().min(max_body);
             StoredBody {
                 truncated: (keep as u64) < captured.len,
@@ -101,6 +111,18 @@ fn body(
                 sha256: hex(&digest),
             }
         }
+    }
+}
+
+/// JSON, by its media type or, without one, by its first byte (the same test redaction
+/// applies to whole bodies).
+fn may_hide_secrets(content_type: Option<&str>, body: &[u8]) -> bool {
+    match content_type {
+        Some(ct) => ct.to_ascii_lowercase().contains("json"),
+        None => matches!(
+            body.iter().find(|b| !b.is_ascii_whitespace()),
+            Some(b'{' | b'[')
+        ),
     }
 }
 
@@ -207,6 +229,25 @@ pub(crate) mod tests {
         assert_eq!(body.len, 1 << 30);
         assert!(body.truncated);
         assert_eq!(body.sha256, "ab".repeat(32));
+    }
+
+    #[test]
+    fn a_streamed_json_prefix_that_cannot_be_checked_is_withheld() {
+        let mut ex = captured();
+        ex.request.body = CapturedBody::streamed(
+            Bytes::from_static(br#"{"recordingAccessToken":"SECRET7","more":"#),
+            1 << 30,
+            [1; 32],
+        );
+        let stored = prepare(ex, &Redactor::new(&[7; 32]), 1 << 20);
+        assert!(stored.request.body.bytes.is_empty());
+        assert_eq!(stored.request.body.len, 1 << 30);
+        assert!(stored.request.body.truncated);
+        let mut ex = captured();
+        ex.request.body =
+            CapturedBody::streamed(Bytes::from_static(br#"{"token":"SECRET8""#), 99, [1; 32]);
+        let kept = prepare(ex, &Redactor::disabled(), 1 << 20);
+        assert_eq!(kept.request.body.bytes, br#"{"token":"SECRET8""#);
     }
 
     #[test]

@@ -28,3 +28,4 @@ mod streaming;
 mod tidy;
 mod util;
 mod views;
+mod walkthrough;
