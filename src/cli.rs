@@ -34,15 +34,19 @@ pub struct Cli {
 pub enum Command {
     /// Proxy the bot's Graph API calls and Graph's notifications, recording every exchange.
     Record(Box<RecordArgs>),
-    /// List the sessions in the database.
+    /// List the sessions in the database, by start time (`sessions delete NAME...`
+    /// removes some).
     Sessions(SessionsArgs),
     /// Write a session as a recording file (graphtape/1 JSON), whole or cut to some calls.
-    Export(ExportArgs),
+    Export(Box<ExportArgs>),
     /// Load a recording file into the database as a new session.
     Import(ImportArgs),
     /// Play Graph to a bot from a recording and re-deliver its notifications; exit 0 if
     /// the bot behaved as recorded, 1 if not.
     Replay(Box<ReplayArgs>),
+    /// Replay a recording many times in other notification orders Graph may produce;
+    /// shrink each failure to its cause; exit 0 if every run passed, 1 if not.
+    Explore(Box<ExploreArgs>),
     /// Compare two sessions event by event.
     Diff(DiffArgs),
     /// One line per call: id, first and last state, counts, duration.
@@ -93,7 +97,8 @@ pub struct ShowArgs {
     #[arg(long)]
     pub since: Option<u64>,
     /// Print these exchanges in full (headers, decoded bodies, timings,
-    /// notifications): a sequence number or a range A..B; repeatable.
+    /// notifications): a sequence number or a range A..B; repeatable. With --call,
+    /// only those about the call.
     #[arg(long = "seq", value_name = "N|A..B", conflicts_with = "since")]
     pub seqs: Vec<String>,
     /// One JSON object per event, for scripts (with --seq: the event as the recording
@@ -126,6 +131,10 @@ pub struct CheckArgs {
     /// policy-based recording bots).
     #[arg(long, env = "GRAPHTAPE_ANSWER_LIMIT", default_value_t = 15.0)]
     pub answer_limit: f64,
+    /// Also write the findings as JUnit XML to this file: a testsuite for the session,
+    /// a testcase per call, a failure per finding at or above --fail-on.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 /// `check --help` ends with the rule table, the very lines `check --rules` prints.
@@ -155,13 +164,9 @@ pub struct ReplayArgs {
     pub api_listen: SocketAddr,
 
     /// Recorded gaps are divided by this (1 = recorded timing, 20 = twenty times faster).
-    #[arg(
-        long,
-        env = "GRAPHTAPE_SPEED",
-        default_value_t = 1.0,
-        conflicts_with = "fast"
-    )]
-    pub speed: f64,
+    /// Default: 1 for replay; explore runs use --fast unless --speed is given.
+    #[arg(long, env = "GRAPHTAPE_SPEED", conflicts_with = "fast")]
+    pub speed: Option<f64>,
 
     /// Skip recorded gaps: each notification as soon as its cause allows.
     #[arg(long, env = "GRAPHTAPE_FAST")]
@@ -171,9 +176,15 @@ pub struct ReplayArgs {
     #[arg(long = "call", value_name = "ID")]
     pub calls: Vec<String>,
 
-    /// Write the verdict as JSON to this file.
+    /// Write the verdict as JSON to this file; `-` writes it to standard output (and
+    /// everything else graphtape prints to standard error).
     #[arg(long)]
     pub report: Option<PathBuf>,
+
+    /// Write the verdict as JUnit XML to this file: a testsuite for the replay, a
+    /// testcase per call, a failure per divergence.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 
     /// Seconds to wait for a request the recording says comes next (a notification's
     /// cause, a held response, the bot's last requests).
@@ -181,9 +192,9 @@ pub struct ReplayArgs {
     pub wait: f64,
 
     /// Seconds without a request before the replay ends once everything was delivered
-    /// (catches extra requests).
-    #[arg(long, env = "GRAPHTAPE_SETTLE", default_value_t = 0.5)]
-    pub settle: f64,
+    /// (catches extra requests). Default: 0.5 for replay, 0.05 per explore run.
+    #[arg(long, env = "GRAPHTAPE_SETTLE")]
+    pub settle: Option<f64>,
 
     /// How notifications are authenticated: sign (fresh tokens with graphtape's key,
     /// JWKS served on the API listener), token:VALUE, or none.
@@ -196,8 +207,17 @@ pub struct ReplayArgs {
     pub signing_key: Option<PathBuf>,
 
     /// Name of the session that records this replay (default: <session>-replay-N).
-    #[arg(long, env = "GRAPHTAPE_RECORD_AS")]
+    #[arg(long, env = "GRAPHTAPE_RECORD_AS", conflicts_with = "no_record")]
     pub record_as: Option<String>,
+
+    /// Keep no replay session: the replay is recorded in a temporary database, removed
+    /// at the end (the report is the same). --db is then only read.
+    #[arg(long, env = "GRAPHTAPE_NO_RECORD")]
+    pub no_record: bool,
+
+    /// Whether --db was given (set from the command line, not a flag).
+    #[arg(skip)]
+    pub db_given: bool,
 
     /// Deliver notifications only, on the recorded clock (the bot's API calls do not go
     /// through graphtape).
@@ -223,6 +243,53 @@ pub struct ReplayArgs {
 
     #[command(flatten)]
     pub listener: ListenerArgs,
+
+    /// Deliver exactly this schedule (an explore `run-<i>.json` or `run-<i>.min.json`):
+    /// its order, perturbations and ids.
+    #[arg(long, env = "GRAPHTAPE_SCHEDULE")]
+    pub schedule: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExploreArgs {
+    /// The replay flags: source, --bot-url, --api-listen, --call, --wait, ...
+    #[command(flatten)]
+    pub replay: ReplayArgs,
+
+    /// How many runs (schedules) to try.
+    #[arg(long, env = "GRAPHTAPE_RUNS", default_value_t = 100)]
+    pub runs: u64,
+
+    /// Seed of the schedules: the same seed gives the same runs.
+    #[arg(long, env = "GRAPHTAPE_SEED", default_value_t = 1)]
+    pub seed: u64,
+
+    /// pct (at most 2 perturbations per run), pct:K, random, or exhaustive.
+    #[arg(long, env = "GRAPHTAPE_STRATEGY", default_value = "pct")]
+    pub strategy: String,
+
+    /// Comma list of reorder, race, delay, duplicate, drop, retry (default: all but
+    /// drop).
+    #[arg(long, env = "GRAPHTAPE_PERTURB")]
+    pub perturb: Option<String>,
+
+    /// Longest explored delay of one notification, in seconds.
+    #[arg(long, env = "GRAPHTAPE_MAX_DELAY", default_value_t = 2.0)]
+    pub max_delay: f64,
+
+    /// Start this command fresh for every run ({api_url}, {api_listen}, {run} are
+    /// replaced; also GRAPHTAPE_API_URL, GRAPHTAPE_API_LISTEN, GRAPHTAPE_RUN); stopped
+    /// after the run with SIGTERM, SIGKILL after 5 s.
+    #[arg(long, env = "GRAPHTAPE_BOT_CMD")]
+    pub bot_cmd: Option<String>,
+
+    /// Run this after each run (same placeholders); non-zero fails the run.
+    #[arg(long, env = "GRAPHTAPE_CHECK_CMD")]
+    pub check_cmd: Option<String>,
+
+    /// Where failing schedules (and bot logs) go (default: explore-<session>/).
+    #[arg(long, env = "GRAPHTAPE_SCHEDULES")]
+    pub schedules: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -234,6 +301,10 @@ pub struct DiffArgs {
     /// Unchanged events shown around each difference.
     #[arg(long, default_value_t = 2)]
     pub context: usize,
+    /// The comparison as one JSON document on standard output (every line, with its
+    /// op: same, only_a, only_b).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -295,6 +366,16 @@ pub struct RecordArgs {
     #[arg(long, env = "GRAPHTAPE_PUBLIC_URL")]
     pub public_url: Option<String>,
 
+    /// Mint callback routes only to this host (`host`, `host:port` or `*.domain`);
+    /// repeatable. Other `callbackUri` values are left as the bot gave them.
+    #[arg(
+        long = "callback-allow",
+        value_name = "HOST",
+        env = "GRAPHTAPE_CALLBACK_ALLOW",
+        value_delimiter = ','
+    )]
+    pub callback_allow: Vec<String>,
+
     /// Seconds the bot has to answer a notification completely.
     #[arg(long, env = "GRAPHTAPE_BOT_TIMEOUT", default_value_t = 15.0)]
     pub bot_timeout: f64,
@@ -310,6 +391,10 @@ pub struct RecordArgs {
     /// Also serve the read-only web inspector (`graphtape ui`) at this address.
     #[arg(long, env = "GRAPHTAPE_UI", value_name = "ADDR")]
     pub ui: Option<SocketAddr>,
+
+    /// Personal and tenant data rules, applied before anything is stored.
+    #[command(flatten)]
+    pub sanitizers: SanitizeArgs,
 
     #[command(flatten)]
     pub listener: ListenerArgs,
@@ -426,6 +511,57 @@ pub struct ExportArgs {
     /// `A..`, `..B` and `N` too).
     #[arg(long, value_name = "A..B", value_parser = parse_seq_range)]
     pub seq: Option<crate::recording::SeqRange>,
+
+    /// The session name written into the file (default: the source's; a cut's is
+    /// <session>-cut).
+    #[arg(long = "as", value_name = "NAME")]
+    pub rename: Option<String>,
+
+    /// Sanitise personal and tenant data with the rules given (--redact-pii when none
+    /// is); any rule flag implies it.
+    #[arg(long)]
+    pub sanitize: bool,
+
+    #[command(flatten)]
+    pub sanitizers: SanitizeArgs,
+}
+
+/// Rules for personal and tenant data (beyond credentials, which are always redacted).
+#[derive(Debug, Args, Default)]
+pub struct SanitizeArgs {
+    /// Display names, user principal names, e-mail addresses, phone numbers, and user
+    /// and tenant ids (replaced consistently, also in tokens' tid and aud claims).
+    #[arg(long)]
+    pub redact_pii: bool,
+
+    /// Replace string values at or below this JSON key (dotted paths: user.displayName);
+    /// repeatable.
+    #[arg(long = "redact-json-key", value_name = "KEY")]
+    pub json_keys: Vec<String>,
+
+    /// An id at this JSON key (dotted path) is replaced consistently everywhere it
+    /// appears (paths, bodies, headers, query); `tid` or `aud` for token claims;
+    /// repeatable.
+    #[arg(long = "redact-id", value_name = "KEY")]
+    pub ids: Vec<String>,
+
+    /// Replace this header's value; repeatable.
+    #[arg(long = "redact-header", value_name = "NAME")]
+    pub headers: Vec<String>,
+
+    /// Replace this query parameter's value; repeatable.
+    #[arg(long = "redact-query", value_name = "NAME")]
+    pub query: Vec<String>,
+
+    /// Replace matches of this regular expression in text bodies (only capture group 1
+    /// when it has one); repeatable.
+    #[arg(long = "redact-regex", value_name = "PATTERN")]
+    pub regex: Vec<String>,
+
+    /// A rules file (TOML or JSON: pii, json_keys, ids, headers, query, regex), added
+    /// to the flags.
+    #[arg(long, env = "GRAPHTAPE_SANITIZERS", value_name = "FILE")]
+    pub sanitizers: Option<PathBuf>,
 }
 
 fn parse_seq_range(value: &str) -> Result<crate::recording::SeqRange, String> {

@@ -154,7 +154,14 @@ impl Upstream {
             Some("http") => "http",
             Some("https") => "https",
             Some(_) => return Err(err("the scheme must be http or https")),
-            None => return Err(err("give a full URL, e.g. https://graph.microsoft.com")),
+            None => {
+                let example = match flag {
+                    "--bot-url" => "http://127.0.0.1:3978",
+                    "--public-url" => "https://rec.example.com:8443",
+                    _ => "https://graph.microsoft.com",
+                };
+                return Err(err(&format!("give a full URL, e.g. {example}")));
+            }
         };
         let authority = uri.authority().ok_or_else(|| err("no host"))?;
         if authority.as_str().contains('@') {
@@ -172,6 +179,20 @@ impl Upstream {
             authority: authority.as_str().to_string(),
             base_path: uri.path().trim_end_matches('/').to_string(),
             parsed,
+        })
+    }
+
+    /// For `--bot-url`: a warning when the URL has a path, since every notification's
+    /// own path is appended to it (`/api/calls` under `http://bot/api` goes to
+    /// `http://bot/api/api/calls`).
+    pub fn appended_path_warning(&self, flag: &str) -> Option<String> {
+        (!self.base_path.is_empty()).then(|| {
+            format!(
+                "{flag} {self} has a path: each notification's path is appended to it \
+                 (a notification to /api/calls goes to {self}/api/calls); give the bot's \
+                 base URL, e.g. {}://{}",
+                self.scheme, self.authority
+            )
         })
     }
 
@@ -279,6 +300,21 @@ mod tests {
             p.join_uri(&Uri::from_static("/a?b")).to_string(),
             "http://127.0.0.1:9000/prefix/a?b"
         );
+    }
+
+    #[test]
+    fn a_bot_url_with_a_path_is_warned_about() {
+        let bot = Upstream::parse_flag("--bot-url", "http://127.0.0.1:3978/api/calls").unwrap();
+        let w = bot.appended_path_warning("--bot-url").unwrap();
+        assert!(
+            w.contains("goes to http://127.0.0.1:3978/api/calls/api/calls"),
+            "{w}"
+        );
+        assert!(w.ends_with("e.g. http://127.0.0.1:3978"), "{w}");
+        let plain = Upstream::parse_flag("--bot-url", "http://127.0.0.1:3978/").unwrap();
+        assert_eq!(plain.appended_path_warning("--bot-url"), None);
+        let e = Upstream::parse_flag("--bot-url", "127.0.0.1:3978").unwrap_err();
+        assert!(e.to_string().ends_with("e.g. http://127.0.0.1:3978"), "{e}");
     }
 
     #[test]

@@ -96,14 +96,20 @@ pub struct Exchange<B> {
 impl RequestRecord<StoredBody> {
     /// The body's content, decoded if it was sent gzip- or deflate-encoded.
     pub fn content(&self) -> std::borrow::Cow<'_, [u8]> {
-        crate::content_encoding::content(&self.headers, &self.body.bytes)
+        crate::content_encoding::content(
+            header(&self.headers, "content-encoding"),
+            &self.body.bytes,
+        )
     }
 }
 
 impl ResponseRecord<StoredBody> {
     /// The body's content, decoded if it was sent gzip- or deflate-encoded.
     pub fn content(&self) -> std::borrow::Cow<'_, [u8]> {
-        crate::content_encoding::content(&self.headers, &self.body.bytes)
+        crate::content_encoding::content(
+            header(&self.headers, "content-encoding"),
+            &self.body.bytes,
+        )
     }
 }
 

@@ -17,8 +17,8 @@
 //!
 //! Pure functions only: no I/O, and no input can make them panic.
 
+use crate::jsonscan::{self, Event, Frame, Str};
 use serde::Serialize;
-use serde_json::{Map, Value};
 use std::fmt::{self, Write as _};
 
 /// An id as it appeared, and its lookup form.
@@ -118,17 +118,17 @@ pub fn ids_from_exchange(
     // Bodies are parsed only when they can matter: this runs per request.
     if rest.is_empty() {
         if method.eq_ignore_ascii_case("POST") {
-            ids.call = json_object(response_body)
-                .and_then(|b| id_field(&b, "id"))
+            ids.call = top_fields(response_body)
+                .and_then(|b| b.id)
                 .or_else(|| location.and_then(|l| ids_from_path(l).call));
         }
     } else if ids.call.is_some() && ids.operation.is_none() {
         ids.operation = location
             .and_then(|l| ids_from_path(l).operation)
             .or_else(|| {
-                json_object(response_body)
-                    .filter(|b| b.get("status").is_some_and(Value::is_string))
-                    .and_then(|b| id_field(&b, "id"))
+                top_fields(response_body)
+                    .filter(|b| b.status_is_string)
+                    .and_then(|b| b.id)
             });
     }
     ids
@@ -244,20 +244,19 @@ impl std::error::Error for NotificationError {}
 /// non-UTF-8 bytes); [`NotificationError::NoValueArray`] if it is JSON of
 /// another shape.
 pub fn parse_notifications(body: &[u8]) -> Result<Vec<NotificationIndex>, NotificationError> {
-    let value: Value = serde_json::from_slice(strip_bom(body))
-        .map_err(|e| NotificationError::NotJson(e.to_string()))?;
-    let Value::Object(top) = value else {
+    let mut scan = NotificationScan::default();
+    jsonscan::walk(jsonscan::strip_bom(body), |stack, event| {
+        scan.visit(stack, event)
+    })
+    .map_err(|e| NotificationError::NotJson(format!("expected {} at byte {}", e.expected, e.at)))?;
+    if !scan.top_is_object {
         return Err(NotificationError::NoValueArray);
-    };
-    if let Some(Value::Array(entries)) = top.get("value") {
-        return Ok(entries
-            .iter()
-            .enumerate()
-            .filter_map(|(i, entry)| entry.as_object().map(|n| index_notification(i, n)))
-            .collect());
     }
-    if top.contains_key("changeType") || top.contains_key("resource") {
-        return Ok(vec![index_notification(0, &top)]);
+    if scan.value_is_array {
+        return Ok(scan.entries.iter().map(Entry::index).collect());
+    }
+    if scan.top_is_notification {
+        return Ok(vec![scan.top.index()]);
     }
     Err(NotificationError::NoValueArray)
 }
@@ -383,7 +382,7 @@ fn path_segments(path: &str) -> Vec<String> {
     let mut segments: Vec<String> = path
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(percent_decode)
+        .map(|s| crate::percent::decode_lossy(s, false).into_owned())
         .collect();
     if segments.first().is_some_and(|s| is_version(s)) {
         segments.remove(0);
@@ -402,32 +401,6 @@ fn is_version(segment: &str) -> bool {
     })
 }
 
-/// Decode `%XX` escapes; malformed escapes are kept literally and invalid
-/// UTF-8 is replaced, because a recorder must cope with whatever it sees.
-pub(crate) fn percent_decode(segment: &str) -> String {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut rest = bytes;
-    while let Some((&first, tail)) = rest.split_first() {
-        if let [b'%', hi, lo, after @ ..] = rest {
-            if let Some((hi, lo)) = hex_value(*hi).zip(hex_value(*lo)) {
-                out.push(hi << 4 | lo);
-                rest = after;
-                continue;
-            }
-        }
-        out.push(first);
-        rest = tail;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    char::from(b)
-        .to_digit(16)
-        .and_then(|d| u8::try_from(d).ok())
-}
-
 /// Append `segment`, re-encoding the characters that would change the
 /// path's structure or hide in whitespace.
 fn push_escaped(out: &mut String, segment: &str) {
@@ -444,55 +417,213 @@ fn push_escaped(out: &mut String, segment: &str) {
     }
 }
 
-/// A UTF-8 byte-order mark is not JSON but some HTTP stacks prepend one.
-fn strip_bom(body: &[u8]) -> &[u8] {
-    body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
+/// The top-level members of a response body that name what it created.
+struct TopFields {
+    /// `id`, when it is a string that is an id.
+    id: Option<IdRef>,
+    /// Whether `status` is a string (a commsOperation has one).
+    status_is_string: bool,
 }
 
-/// The response body as a JSON object, if it is one.
-fn json_object(body: &[u8]) -> Option<Map<String, Value>> {
-    match serde_json::from_slice(strip_bom(body)) {
-        Ok(Value::Object(map)) => Some(map),
+/// A response body's top-level `id` and `status`, if it is a JSON object. Later
+/// duplicates win, as in a parsed object.
+fn top_fields(body: &[u8]) -> Option<TopFields> {
+    let mut id = None;
+    let mut status_is_string = false;
+    let mut is_object = false;
+    jsonscan::walk(jsonscan::strip_bom(body), |stack, event| {
+        match (stack, event) {
+            ([], Event::Open(true)) => is_object = true,
+            ([top], event) if top.at_key("id") => id = string_of(event),
+            ([top], event) if top.at_key("status") => {
+                status_is_string = matches!(event, Event::Str(_));
+            }
+            _ => {}
+        }
+    })
+    .ok()?;
+    is_object.then(|| TopFields {
+        id: id.and_then(|s| id_ref(&s.text())),
+        status_is_string,
+    })
+}
+
+fn string_of(event: Event<'_>) -> Option<Str<'_>> {
+    match event {
+        Event::Str(s) => Some(s),
         _ => None,
     }
 }
 
-fn str_field<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    map.get(key).and_then(Value::as_str)
+/// One notification's fields as read from the body, borrowed until indexed.
+#[derive(Default)]
+struct Entry<'a> {
+    index: usize,
+    change_type: Option<Str<'a>>,
+    resource: Option<Str<'a>>,
+    resource_url: Option<Str<'a>>,
+    data: Data<'a>,
 }
 
-fn id_field(map: &Map<String, Value>, key: &str) -> Option<IdRef> {
-    str_field(map, key).and_then(id_ref)
+/// What `resourceData` says: an object (a call, an operation) or an array (a
+/// roster), whose first object element stands for its type and call.
+#[derive(Default)]
+struct Data<'a> {
+    is_object: bool,
+    /// In an array: the position of the first object element, once seen.
+    representative: Option<usize>,
+    odata_type: Option<Str<'a>>,
+    odata_id: Option<Str<'a>>,
+    state: Option<Str<'a>>,
+    status: Option<Str<'a>>,
 }
 
-fn index_notification(index: usize, n: &Map<String, Value>) -> NotificationIndex {
-    let resource_url = str_field(n, "resourceUrl");
-    let resource = str_field(n, "resource");
-    let data = n.get("resourceData");
-    let data_object = data.and_then(Value::as_object);
-    // A roster is an array of participants; its first one stands for the
-    // type and, failing the resource fields, for the call.
-    let representative = match data {
-        Some(Value::Array(items)) => items.iter().find_map(Value::as_object),
-        _ => data_object,
-    };
-    let odata_id = representative.and_then(|d| str_field(d, "@odata.id"));
-    let named: Vec<CallIds> = [resource_url, resource, odata_id]
-        .into_iter()
-        .flatten()
-        .map(ids_from_path)
-        .collect();
-    let owned = |s: Option<&str>| s.map(str::to_owned);
-    NotificationIndex {
-        index,
-        change_type: owned(str_field(n, "changeType")),
-        resource: owned(resource),
-        resource_url: owned(resource_url),
-        odata_type: owned(representative.and_then(|d| str_field(d, "@odata.type"))),
-        call: named.iter().find_map(|ids| ids.call.clone()),
-        operation: named.iter().find_map(|ids| ids.operation.clone()),
-        state: owned(data_object.and_then(|d| str_field(d, "state"))),
-        status: owned(data_object.and_then(|d| str_field(d, "status"))),
+impl<'a> Entry<'a> {
+    /// The fields of an entry object, whose members sit at `stack[depth - 1]`.
+    fn visit(&mut self, stack: &[Frame<'a>], depth: usize, event: Event<'a>) {
+        let Some(member) = stack.get(depth - 1).filter(|f| f.object) else {
+            return;
+        };
+        let Some(key) = member.key else { return };
+        if stack.len() == depth {
+            match () {
+                _ if key.is("changeType") => self.change_type = string_of(event),
+                _ if key.is("resource") => self.resource = string_of(event),
+                _ if key.is("resourceUrl") => self.resource_url = string_of(event),
+                _ if key.is("resourceData") => {
+                    if matches!(event, Event::Close) {
+                        return;
+                    }
+                    self.data = Data {
+                        is_object: matches!(event, Event::Open(true)),
+                        ..Data::default()
+                    };
+                }
+                _ => {}
+            }
+            return;
+        }
+        if !key.is("resourceData") {
+            return;
+        }
+        let data = &mut self.data;
+        let inner = &stack[depth..];
+        match inner {
+            // Members of an object resourceData.
+            [object] if data.is_object && object.object => {
+                let Some(k) = object.key else { return };
+                let field = match () {
+                    _ if k.is("@odata.type") => &mut data.odata_type,
+                    _ if k.is("@odata.id") => &mut data.odata_id,
+                    _ if k.is("state") => &mut data.state,
+                    _ if k.is("status") => &mut data.status,
+                    _ => return,
+                };
+                *field = string_of(event);
+            }
+            // An item of an array resourceData: the first object is the representative.
+            [array]
+                if !data.is_object
+                    && !array.object
+                    && matches!(event, Event::Open(true))
+                    && data.representative.is_none() =>
+            {
+                data.representative = Some(array.index);
+            }
+            [array, object] if !array.object && object.object => {
+                if data.representative != Some(array.index) {
+                    return;
+                }
+                let Some(k) = object.key else { return };
+                let field = match () {
+                    _ if k.is("@odata.type") => &mut data.odata_type,
+                    _ if k.is("@odata.id") => &mut data.odata_id,
+                    _ => return,
+                };
+                *field = string_of(event);
+            }
+            _ => {}
+        }
+    }
+
+    fn index(&self) -> NotificationIndex {
+        let text = |s: &Option<Str<'_>>| s.map(|s| s.text().into_owned());
+        let resource_url = text(&self.resource_url);
+        let resource = text(&self.resource);
+        let odata_id = text(&self.data.odata_id);
+        let named: Vec<CallIds> = [&resource_url, &resource, &odata_id]
+            .into_iter()
+            .flatten()
+            .map(|p| ids_from_path(p))
+            .collect();
+        let object_only = |s: &Option<Str<'_>>| if self.data.is_object { text(s) } else { None };
+        NotificationIndex {
+            index: self.index,
+            change_type: text(&self.change_type),
+            call: named.iter().find_map(|ids| ids.call.clone()),
+            operation: named.iter().find_map(|ids| ids.operation.clone()),
+            resource,
+            resource_url,
+            odata_type: text(&self.data.odata_type),
+            state: object_only(&self.data.state),
+            status: object_only(&self.data.status),
+        }
+    }
+}
+
+/// One pass over a callback body: the `value` array's entries, and the top object
+/// itself for a legacy single notification. Later duplicate keys win, as in a parsed
+/// object.
+#[derive(Default)]
+struct NotificationScan<'a> {
+    top_is_object: bool,
+    /// Whether (the last) `value` is an array.
+    value_is_array: bool,
+    /// Whether the top object has `changeType` or `resource`.
+    top_is_notification: bool,
+    entries: Vec<Entry<'a>>,
+    top: Entry<'a>,
+}
+
+impl<'a> NotificationScan<'a> {
+    fn visit(&mut self, stack: &[Frame<'a>], event: Event<'a>) {
+        let Some(top) = stack.first() else {
+            if !matches!(event, Event::Close) {
+                self.top_is_object = matches!(event, Event::Open(true));
+            }
+            return;
+        };
+        if !top.object {
+            return;
+        }
+        if stack.len() == 1 && !matches!(event, Event::Close) {
+            if top.at_key("value") {
+                self.value_is_array = matches!(event, Event::Open(false));
+                self.entries.clear();
+            } else if top.at_key("changeType") || top.at_key("resource") {
+                self.top_is_notification = true;
+            }
+        }
+        self.top.visit(stack, 1, event);
+        if !top.at_key("value") || !self.value_is_array {
+            return;
+        }
+        match stack {
+            [_, array] => {
+                if matches!(event, Event::Open(true)) {
+                    self.entries.push(Entry {
+                        index: array.index,
+                        ..Entry::default()
+                    });
+                }
+            }
+            [_, array, ..] => {
+                if let Some(entry) = self.entries.last_mut().filter(|e| e.index == array.index) {
+                    entry.visit(stack, 3, event);
+                }
+            }
+            _ => {}
+        }
     }
 }
 
@@ -1207,6 +1338,291 @@ mod tests {
                     let _ = ids_from_exchange("POST", &text, Some(201), Some(&text), bytes);
                     let _ = ids_from_exchange("GET", "/calls/a", None, Some(&text), bytes);
                     let _ = parse_notifications(bytes);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::proptest_support::{json_value, near_json, spell};
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    /// The serde_json `Value` implementation the tokenizer replaced: the oracle.
+    mod reference {
+        use super::super::{
+            ids_from_path, normalize_id, CallIds, IdRef, NotificationError, NotificationIndex,
+        };
+        use serde_json::{Map, Value};
+
+        fn id_ref(raw: &str) -> Option<IdRef> {
+            normalize_id(raw).map(|norm| IdRef {
+                raw: raw.to_owned(),
+                norm,
+            })
+        }
+
+        pub(super) fn parse_notifications(
+            body: &[u8],
+        ) -> Result<Vec<NotificationIndex>, NotificationError> {
+            let value: Value = serde_json::from_slice(strip_bom(body))
+                .map_err(|e| NotificationError::NotJson(e.to_string()))?;
+            let Value::Object(top) = value else {
+                return Err(NotificationError::NoValueArray);
+            };
+            if let Some(Value::Array(entries)) = top.get("value") {
+                return Ok(entries
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, entry)| entry.as_object().map(|n| index_notification(i, n)))
+                    .collect());
+            }
+            if top.contains_key("changeType") || top.contains_key("resource") {
+                return Ok(vec![index_notification(0, &top)]);
+            }
+            Err(NotificationError::NoValueArray)
+        }
+
+        /// A UTF-8 byte-order mark is not JSON but some HTTP stacks prepend one.
+        fn strip_bom(body: &[u8]) -> &[u8] {
+            body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
+        }
+
+        /// The response body as a JSON object, if it is one.
+        pub(super) fn json_object(body: &[u8]) -> Option<Map<String, Value>> {
+            match serde_json::from_slice(strip_bom(body)) {
+                Ok(Value::Object(map)) => Some(map),
+                _ => None,
+            }
+        }
+
+        fn str_field<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+            map.get(key).and_then(Value::as_str)
+        }
+
+        pub(super) fn id_field(map: &Map<String, Value>, key: &str) -> Option<IdRef> {
+            str_field(map, key).and_then(id_ref)
+        }
+
+        fn index_notification(index: usize, n: &Map<String, Value>) -> NotificationIndex {
+            let resource_url = str_field(n, "resourceUrl");
+            let resource = str_field(n, "resource");
+            let data = n.get("resourceData");
+            let data_object = data.and_then(Value::as_object);
+            // A roster is an array of participants; its first one stands for the
+            // type and, failing the resource fields, for the call.
+            let representative = match data {
+                Some(Value::Array(items)) => items.iter().find_map(Value::as_object),
+                _ => data_object,
+            };
+            let odata_id = representative.and_then(|d| str_field(d, "@odata.id"));
+            let named: Vec<CallIds> = [resource_url, resource, odata_id]
+                .into_iter()
+                .flatten()
+                .map(ids_from_path)
+                .collect();
+            let owned = |s: Option<&str>| s.map(str::to_owned);
+            NotificationIndex {
+                index,
+                change_type: owned(str_field(n, "changeType")),
+                resource: owned(resource),
+                resource_url: owned(resource_url),
+                odata_type: owned(representative.and_then(|d| str_field(d, "@odata.type"))),
+                call: named.iter().find_map(|ids| ids.call.clone()),
+                operation: named.iter().find_map(|ids| ids.operation.clone()),
+                state: owned(data_object.and_then(|d| str_field(d, "state"))),
+                status: owned(data_object.and_then(|d| str_field(d, "status"))),
+            }
+        }
+    }
+
+    /// Notification-shaped documents: entries with the fields the index reads, of any
+    /// type, duplicated, among arbitrary members.
+    fn notification_body() -> impl Strategy<Value = Value> {
+        let field = prop_oneof![
+            json_value(),
+            "[0-9A-F]{8}".prop_map(|id| Value::from(format!("/app/calls/{id}/operations/{id}"))),
+            Just(Value::from("updated")),
+        ];
+        let key = prop::sample::select(vec![
+            "changeType",
+            "resource",
+            "resourceUrl",
+            "resourceData",
+            "state",
+            "status",
+            "@odata.type",
+            "@odata.id",
+            "value",
+            "other",
+        ]);
+        let object = prop::collection::vec((key, field), 0..6);
+        let data = prop_oneof![
+            object.clone().prop_map(|m| Value::Object(
+                m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+            )),
+            prop::collection::vec(
+                prop_oneof![
+                    object.clone().prop_map(|m| Value::Object(
+                        m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+                    )),
+                    json_value(),
+                ],
+                0..3
+            )
+            .prop_map(Value::Array),
+            json_value(),
+        ];
+        let entry = (object, data).prop_map(|(members, data)| {
+            let mut map: serde_json::Map<String, Value> = members
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            map.insert("resourceData".into(), data);
+            Value::Object(map)
+        });
+        (
+            prop::collection::vec(prop_oneof![entry.clone(), json_value()], 0..4),
+            entry,
+            any::<bool>(),
+        )
+            .prop_map(|(entries, single, legacy)| {
+                if legacy {
+                    single
+                } else {
+                    serde_json::json!({"value": entries})
+                }
+            })
+    }
+
+    fn serde_limit(message: &str) -> bool {
+        message.contains("recursion limit")
+            || message.contains("out of range")
+            || message.contains("surrogate")
+    }
+
+    /// Duplicate keys, which a parsed object resolves last-wins: repeat a member.
+    fn with_duplicate(text: &[u8], at: usize) -> Vec<u8> {
+        let s = String::from_utf8_lossy(text).into_owned();
+        match s.find("\"value\":") {
+            Some(i) if at.is_multiple_of(2) => {
+                format!("{}\"value\":7,{}", &s[..i], &s[i..]).into_bytes()
+            }
+            _ => s.into_bytes(),
+        }
+    }
+
+    /// A GUID spelled as Graph spells it in one place or another.
+    fn guid_spellings() -> impl Strategy<Value = (String, String, String)> {
+        "[0-9a-f]{32}".prop_map(|hex| {
+            let dashed = format!(
+                "{}-{}-{}-{}-{}",
+                &hex[..8],
+                &hex[8..12],
+                &hex[12..16],
+                &hex[16..20],
+                &hex[20..]
+            );
+            (hex.clone(), dashed, hex.to_uppercase())
+        })
+    }
+
+    proptest! {
+        /// The one-pass index says what the serde_json implementation said.
+        #[test]
+        fn indexing_matches_the_value_based_reference(
+            body in notification_body(), style in any::<u64>(), bytes in near_json(), at in any::<usize>(),
+        ) {
+            let spelled = spell(&body, style);
+            for doc in [spelled.clone(), with_duplicate(&spelled, at), bytes] {
+                let ours = parse_notifications(&doc);
+                let theirs = reference::parse_notifications(&doc);
+                match (&ours, &theirs) {
+                    (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+                    (Err(NotificationError::NotJson(_)), Err(NotificationError::NotJson(m))) => {
+                        let _ = m;
+                    }
+                    (Err(NotificationError::NoValueArray), Err(NotificationError::NoValueArray)) => {}
+                    // serde_json's own limits (nesting, float range, lone surrogates).
+                    (Ok(_), Err(NotificationError::NotJson(m))) if serde_limit(m) => {}
+                    _ => prop_assert!(false, "ours {:?}, reference {:?}", ours, theirs),
+                }
+                let ours = top_fields(&doc).map(|t| (t.id, t.status_is_string));
+                let theirs = reference::json_object(&doc).map(|b| {
+                    (reference::id_field(&b, "id"), b.get("status").is_some_and(Value::is_string))
+                });
+                let limited = serde_json::from_slice::<Value>(jsonscan::strip_bom(&doc))
+                    .is_err_and(|e| serde_limit(&e.to_string()));
+                if !limited {
+                    prop_assert_eq!(ours, theirs);
+                }
+            }
+        }
+
+        #[test]
+        fn no_input_panics(bytes in near_json(), text in any::<String>(), status in any::<Option<u16>>()) {
+            let _ = parse_notifications(&bytes);
+            let _ = ids_from_path(&text);
+            let _ = normalize_path(&text);
+            let _ = normalize_id(&text);
+            let _ = ids_from_exchange("POST", &text, status, Some(&text), &bytes);
+            let _ = ids_from_exchange("POST", "/communications/calls", status, Some(&text), &bytes);
+        }
+
+        #[test]
+        fn every_spelling_of_a_call_path_is_one_path(
+            (call, call_dashed, call_upper) in guid_spellings(),
+            (op, op_dashed, _) in guid_spellings(),
+            version in prop::sample::select(vec!["", "/v1.0", "/beta"]),
+            action in prop::sample::select(vec!["", "/participants/invite", "/microsoft.graph.answer", "/answer"]),
+        ) {
+            let canonical = normalize_path(&format!("/communications/calls/{call}{action}"));
+            for spelled in [
+                format!("{version}/app/calls/{call_upper}{action}"),
+                format!("https://graph.microsoft.com{version}/communications/calls/{call_dashed}{action}?x=1"),
+                format!("{version}/applications/app1/calls/{{{call_dashed}}}{action}/"),
+            ] {
+                prop_assert_eq!(&normalize_path(&spelled), &canonical, "{}", spelled);
+            }
+            let ids = ids_from_path(&format!("{version}/app/calls/{call_upper}/operations/{op_dashed}"));
+            prop_assert_eq!(ids.call.map(|c| c.norm), Some(call.clone()));
+            prop_assert_eq!(ids.operation.map(|o| o.norm), Some(op));
+        }
+
+        #[test]
+        fn every_notification_object_is_indexed_at_its_position(
+            entries in prop::collection::vec(prop_oneof![
+                json_value(),
+                "[0-9A-F]{32}".prop_map(|id| serde_json::json!({
+                    "changeType": "updated",
+                    "resource": format!("/app/calls/{id}"),
+                    "resourceData": {"state": "established"},
+                })),
+            ], 0..6),
+            style in any::<u64>(),
+        ) {
+            let body = spell(&serde_json::json!({"value": entries}), style);
+            let indexed = parse_notifications(&body).unwrap();
+            let objects: Vec<usize> = entries
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.is_object())
+                .map(|(i, _)| i)
+                .collect();
+            prop_assert_eq!(indexed.iter().map(|n| n.index).collect::<Vec<_>>(), objects);
+            for n in &indexed {
+                let entry = &entries[n.index];
+                prop_assert_eq!(n.change_type.as_deref(), entry.get("changeType").and_then(Value::as_str));
+                if let (Some(resource), None) = (
+                    entry.get("resource").and_then(Value::as_str),
+                    entry.get("resourceUrl"),
+                ) {
+                    if let Some(id) = resource.strip_prefix("/app/calls/").filter(|id| !id.contains('/')) {
+                        prop_assert_eq!(n.call.as_ref().map(|c| c.norm.clone()), normalize_id(id));
+                    }
                 }
             }
         }

@@ -4,11 +4,11 @@
 use std::process::ExitCode;
 
 use clap::parser::ValueSource;
-use clap::{CommandFactory, FromArgMatches};
+use clap::FromArgMatches;
 use graphtape::cli::Cli;
 
 fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
+    let matches = graphtape::help::command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     cli.db_given = matches
         .value_source("db")
@@ -17,7 +17,10 @@ fn main() -> ExitCode {
     match graphtape::commands::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("graphtape: error: {e:#}");
+            eprintln!(
+                "graphtape: error: {}",
+                graphtape::commands::error_message(&e)
+            );
             ExitCode::from(2)
         }
     }

@@ -322,23 +322,118 @@ impl Redactor {
         changed.then_some(out)
     }
 
+    /// Redacts the credentials a URL can carry: its userinfo (`user:pass@`) and
+    /// secret query parameters (as [`Redactor::query`]). Everything else stays, so
+    /// the URL still says where it leads. `None` if nothing changed.
+    pub fn url(&self, url: &str) -> Option<String> {
+        if !self.enabled {
+            return None;
+        }
+        let (before_fragment, fragment) = match url.find('#') {
+            Some(i) => url.split_at(i),
+            None => (url, ""),
+        };
+        let (base, query) = match before_fragment.split_once('?') {
+            Some((base, query)) => (base, Some(query)),
+            None => (before_fragment, None),
+        };
+        let mut changed = false;
+        let mut out = String::with_capacity(url.len());
+        match userinfo_range(base) {
+            Some((start, end)) => match self.redact_secret(&base.as_bytes()[start..end]) {
+                Some(placeholder) => {
+                    out.push_str(&base[..start]);
+                    out.push_str(&placeholder);
+                    out.push_str(&base[end..]);
+                    changed = true;
+                }
+                None => out.push_str(base),
+            },
+            None => out.push_str(base),
+        }
+        if let Some(query) = query {
+            out.push('?');
+            match self.query(query) {
+                Some(redacted) => {
+                    out.push_str(&redacted);
+                    changed = true;
+                }
+                None => out.push_str(query),
+            }
+        }
+        out.push_str(fragment);
+        changed.then_some(out)
+    }
+
     fn json(&self, body: &[u8]) -> Option<Vec<u8>> {
-        // Validating first lets the scanner trust the structure it walks, and
-        // keeps half-understood input from being "redacted" wrongly.
-        std::str::from_utf8(body).ok()?;
-        serde_json::from_slice::<Value>(body).ok()?;
-        let replacements: Vec<_> = jsonscan::string_values(body, is_secret_json_key)?
-            .into_iter()
-            .filter_map(|(range, text)| {
-                let placeholder = self.redact_secret(text.as_bytes())?;
-                Some((range, jsonscan::literal(&placeholder)))
-            })
-            .collect();
+        // Most bodies have no key that could be secret: a byte search settles that
+        // before any parsing.
+        if !might_hold_secret_keys(body) {
+            return None;
+        }
+        let json = jsonscan::strip_bom(body);
+        let offset = body.len() - json.len();
+        // Collected during the walk, applied only if the whole body is JSON: half-
+        // understood input is never "redacted" wrongly.
+        let mut replacements = Vec::new();
+        jsonscan::walk(json, |stack, event| {
+            let (jsonscan::Event::Str(value), Some(frame)) = (event, stack.last()) else {
+                return;
+            };
+            let Some(key) = frame.key.filter(|_| frame.object) else {
+                return;
+            };
+            let key = key.text();
+            // A callback URL keeps where it leads; only its credentials go.
+            let replacement = if is_callback_url_key(&key) {
+                self.url(&value.text())
+            } else if is_secret_json_key(&key) {
+                self.redact_secret(value.text().as_bytes())
+            } else {
+                None
+            };
+            if let Some(replacement) = replacement {
+                let range = value.range();
+                replacements.push((
+                    range.start + offset..range.end + offset,
+                    jsonscan::literal(&replacement),
+                ));
+            }
+        })
+        .ok()?;
         if replacements.is_empty() {
             return None;
         }
         jsonscan::splice(body, &replacements)
     }
+}
+
+/// Parts one of which every secret or callback key contains, lower-case.
+const SECRET_KEY_PARTS: &[&[u8]] = &[
+    b"token",
+    b"secret",
+    b"password",
+    b"assertion",
+    b"apikey",
+    b"api_key",
+    b"callback",
+];
+
+/// Whether a JSON body could hold a key redaction looks at: one of the
+/// [`SECRET_KEY_PARTS`] in any case, or a `\u` escape (which could spell one).
+/// One pass over the bytes, comparing only where a part could start.
+fn might_hold_secret_keys(body: &[u8]) -> bool {
+    body.iter().enumerate().any(|(i, &b)| {
+        let rest = &body[i..];
+        match b | 0x20 {
+            b't' | b's' | b'p' | b'a' | b'c' => SECRET_KEY_PARTS.iter().any(|part| {
+                rest.len() >= part.len() && rest[..part.len()].eq_ignore_ascii_case(part)
+            }),
+            // `\` | 0x20 is `|`.
+            b'|' => b == b'\\' && rest.get(1) == Some(&b'u'),
+            _ => false,
+        }
+    })
 }
 
 /// The non-secret claims replay needs, decoded from a JWT's payload.
@@ -417,7 +512,8 @@ pub fn parse_redacted(value: &str) -> Option<RedactedCredential> {
     let mut claims = JwtClaims::default();
     for field in fields {
         let (name, raw) = field.split_once('=')?;
-        let decoded = String::from_utf8(percent_decode(raw.as_bytes())).ok()?;
+        let decoded =
+            String::from_utf8(crate::percent::decode(raw.as_bytes(), false).into_owned()).ok()?;
         match name {
             "iss" => claims.iss = Some(decoded),
             "aud" => claims.aud = Some(decoded),
@@ -471,10 +567,26 @@ fn is_credential_header(lowercase_name: &str) -> bool {
 /// Whether a query or form parameter (raw, possibly percent-encoded name) carries a
 /// credential.
 pub fn is_secret_param(raw_name: &[u8]) -> bool {
-    let name = percent_decode(raw_name);
+    let name = crate::percent::decode(raw_name, false);
     SECRET_PARAMS
         .iter()
         .any(|secret| secret.as_bytes().eq_ignore_ascii_case(&name))
+}
+
+/// Whether a JSON object key holds a callback URL (`callbackUri`, legacy `callback`),
+/// whose query or userinfo may carry a credential.
+pub fn is_callback_url_key(key: &str) -> bool {
+    key.eq_ignore_ascii_case("callbackUri") || key.eq_ignore_ascii_case("callback")
+}
+
+/// Byte range of the userinfo in `scheme://userinfo@host/...`, if there is one.
+fn userinfo_range(url: &str) -> Option<(usize, usize)> {
+    let start = url.find("://")? + 3;
+    let authority_end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    let at = url[start..authority_end].rfind('@')?;
+    Some((start, start + at))
 }
 
 /// Whether a JSON object key names a credential field.
@@ -543,29 +655,6 @@ fn push_percent_encoded(out: &mut String, value: &str) {
             out.push(hex_digit(b).to_ascii_uppercase());
         }
     }
-}
-
-/// Lenient: a `%` not followed by two hex digits is kept as is.
-fn percent_decode(input: &[u8]) -> Vec<u8> {
-    let hex_value = |b: u8| {
-        char::from(b)
-            .to_digit(16)
-            .and_then(|d| u8::try_from(d).ok())
-    };
-    let mut out = Vec::with_capacity(input.len());
-    let mut rest = input;
-    while let Some((&b, tail)) = rest.split_first() {
-        if let (b'%', [hi, lo, after @ ..]) = (b, tail) {
-            if let (Some(hi), Some(lo)) = (hex_value(*hi), hex_value(*lo)) {
-                out.push(hi << 4 | lo);
-                rest = after;
-                continue;
-            }
-        }
-        out.push(b);
-        rest = tail;
-    }
-    out
 }
 
 #[cfg(test)]
@@ -793,6 +882,75 @@ mod tests {
     }
 
     #[test]
+    fn the_byte_prefilter_knows_every_key() {
+        for key in SECRET_JSON_KEYS.iter().chain(&["callbackUri", "callback"]) {
+            let body = format!("{{\"{}\":\"x\"}}", key.to_uppercase());
+            assert!(might_hold_secret_keys(body.as_bytes()), "{key}");
+        }
+        assert!(might_hold_secret_keys(br#"{"\u0074oken":"x"}"#));
+        assert!(!might_hold_secret_keys(
+            br#"{"id":"abc","state":"established","etag":"W/\"1\""}"#
+        ));
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn odd_but_grammatical_json_is_still_redacted() {
+        let r = redactor();
+        // A lone surrogate escape (serde_json refuses it) or a byte-order mark must not
+        // let a secret through in clear.
+        for body in [
+            &br#"{"x":"\ud800","token":"SECRET"}"#[..],
+            b"\xEF\xBB\xBF{\"token\":\"SECRET\"}",
+            br#"{"n":1e400,"token":"SECRET"}"#,
+        ] {
+            let out = r.body(Some("application/json"), body).expect("redacted");
+            assert!(
+                !contains(&out, b"SECRET"),
+                "{}",
+                String::from_utf8_lossy(&out)
+            );
+        }
+    }
+
+    #[test]
+    fn callback_urls_lose_only_their_credentials() {
+        let r = redactor();
+        assert_eq!(
+            r.url("https://bot.example/api/calls?tenant=1&token=SECRET1#f"),
+            Some(format!(
+                "https://bot.example/api/calls?tenant=1&token={}#f",
+                r.placeholder(b"SECRET1")
+            ))
+        );
+        assert_eq!(
+            r.url("https://user:SECRET2@bot.example:8443/api?x=@"),
+            Some(format!(
+                "https://{}@bot.example:8443/api?x=@",
+                r.placeholder(b"user:SECRET2")
+            ))
+        );
+        assert_eq!(r.url("https://bot.example/a@b?webInstanceId=3"), None);
+        assert_eq!(Redactor::disabled().url("https://u:p@bot/?token=t"), None);
+        let body = br#"{"callbackUri":"https://u:SECRET3@bot/cb?code=SECRET4&i=2","Callback":"http://bot/?sig=SECRET5","other":"https://u:p@x/"}"#;
+        let out = text(r.body(Some("application/json"), body)).unwrap();
+        for secret in ["SECRET3", "SECRET4", "SECRET5"] {
+            assert!(!out.contains(secret), "{out}");
+        }
+        assert!(
+            out.contains("@bot/cb?code=graphtape-redacted:") && out.contains("&i=2"),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#""other":"https://u:p@x/""#),
+            "only callback keys: {out}"
+        );
+    }
+
+    #[test]
     fn json_body_changes_only_secret_literals() {
         let r = redactor();
         let secret_literal = r#""eyJ0\/x\u0041\"q\\""#;
@@ -943,6 +1101,91 @@ mod tests {
             r#""\"#,
         ] {
             assert_eq!(r.body(None, json.as_bytes()), None, "{json}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::proptest_support::{json_object, json_value, near_json, spell};
+    use proptest::prelude::*;
+
+    /// What redaction must make of a document, worked out on the parsed value.
+    fn expected(r: &Redactor, value: &Value) -> Value {
+        match value {
+            Value::Object(members) => Value::Object(
+                members
+                    .iter()
+                    .map(|(k, v)| {
+                        let v = match v {
+                            Value::String(s) if is_secret_json_key(k) => {
+                                Value::String(r.redact_secret(s.as_bytes()).unwrap_or(s.clone()))
+                            }
+                            Value::String(s) if is_callback_url_key(k) => {
+                                Value::String(r.url(s).unwrap_or(s.clone()))
+                            }
+                            v => expected(r, v),
+                        };
+                        (k.clone(), v)
+                    })
+                    .collect(),
+            ),
+            Value::Array(items) => Value::Array(items.iter().map(|v| expected(r, v)).collect()),
+            v => v.clone(),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn json_bodies_lose_their_secrets_and_nothing_else(
+            mut value in json_object(),
+            style in any::<u64>(),
+            secret in "SECRET-[a-z0-9]{8}",
+            nested in json_value(),
+        ) {
+            let r = Redactor::new(b"0123456789abcdef0123456789abcdef");
+            let map = value.as_object_mut().unwrap();
+            map.insert("token".into(), Value::String(secret.clone()));
+            map.insert("callbackUri".into(), Value::String(format!("https://u:{secret}@bot/x?sig={secret}&a=1")));
+            map.insert("n".into(), serde_json::json!([{"clientSecret": secret}, nested]));
+            let text = spell(&value, style);
+            let out = r.body(Some("application/json"), &text).expect("secrets to redact");
+            let parsed: Value = serde_json::from_slice(&out).unwrap();
+            prop_assert_eq!(parsed, expected(&r, &value));
+            prop_assert!(!String::from_utf8_lossy(&out).contains(&secret));
+        }
+
+        #[test]
+        fn no_input_panics(bytes in near_json(), text in any::<String>()) {
+            let r = Redactor::new(&[9; 32]);
+            for content_type in [None, Some("application/json"), Some("application/x-www-form-urlencoded")] {
+                let _ = r.body(content_type, &bytes);
+            }
+            let _ = r.query(&text);
+            let _ = r.url(&text);
+            let _ = r.header_value("authorization", text.as_bytes());
+            let _ = r.header_value("cookie", &bytes);
+            let _ = r.header_value("set-cookie", &bytes);
+            let _ = parse_redacted(&text);
+            let _ = jwt_claims(&text);
+        }
+
+        #[test]
+        fn query_redaction_keeps_names_and_order(
+            pairs in prop::collection::vec(("(token|code|a|b|sig|x%5Fy)", "[a-zA-Z0-9%]{0,8}"), 0..6)
+        ) {
+            let r = Redactor::new(&[9; 32]);
+            let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let query = query.join("&");
+            let out = r.query(&query).unwrap_or(query.clone());
+            let names = |q: &str| q.split('&').map(|p| p.split('=').next().unwrap_or("").to_string()).collect::<Vec<_>>();
+            prop_assert_eq!(names(&out), names(&query));
+            for (k, v) in &pairs {
+                if is_secret_param(k.as_bytes()) && !v.is_empty() {
+                    prop_assert!(!out.split('&').any(|p| p == format!("{k}={v}")), "{} kept in {}", v, out);
+                }
+            }
         }
     }
 }

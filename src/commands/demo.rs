@@ -67,6 +67,7 @@ pub fn run(db: &Path, db_given: bool) -> anyhow::Result<ExitCode> {
             json: false,
             fail_on: Severity::Warning,
             answer_limit: 15.0,
+            junit: None,
         },
     )?;
     let mut out = std::io::stdout().lock();
@@ -142,7 +143,16 @@ async fn record(db: &Path, session: &str) -> anyhow::Result<()> {
     drop(out);
 
     let exe = std::env::current_exe().context("finding the graphtape binary")?;
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    // The demo's settings are all on the command line: GRAPHTAPE_* variables meant for
+    // the user's own recordings (a CA, --api-tls, ...) must not change it.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy().to_string();
+        if name.starts_with("GRAPHTAPE_") && name != "GRAPHTAPE_LOG" {
+            command.env_remove(name);
+        }
+    }
+    let mut child = command
         .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -7,34 +7,56 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
+use super::progress::Step;
+use super::sanitizers;
 use super::source::{check_call, load, Source};
 use crate::cli::{ExportArgs, ExportFormat};
 use crate::inspect::har;
 use crate::inspect::html::page;
 use crate::inspect::mermaid::mermaid;
-use crate::recording::{cut, to_document, to_pretty, CutSpec};
+use crate::recording::{cut, note_sanitized, to_document, to_pretty, CutSpec};
+use crate::sanitize::Sanitizer;
 use crate::ui::data::{open_read_only, session_model};
 
 pub fn run(db: &Path, args: &ExportArgs) -> anyhow::Result<ExitCode> {
+    // A session of a large database takes a while to become text: a spinner (a
+    // recording file has its own progress while it is read).
+    let from_db = !Path::new(&args.session).is_file();
+    let db_size = std::fs::metadata(db).map_or(0, |m| m.len());
+    let step = Step::start(
+        format!("exporting {}", args.session),
+        if from_db { db_size } else { 0 },
+    );
     let source = load(db, &args.session)?;
     let calls = args
         .calls
         .iter()
         .map(|c| check_call(&source, c))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    if let ExportFormat::Html | ExportFormat::Mermaid = args.format {
-        return write(args, &view(db, args, &source, &calls)?);
-    }
-    let source = if calls.is_empty() && args.seq.is_none() {
+    let is_view = matches!(args.format, ExportFormat::Html | ExportFormat::Mermaid);
+    // Cut first: the calls are named as recorded, before any id is sanitised.
+    let mut source = if is_view || calls.is_empty() && args.seq.is_none() {
         source
     } else {
         let spec = CutSpec {
-            calls,
+            calls: calls.clone(),
             seqs: args.seq,
         };
         let (info, exchanges) = cut(&source.info, &source.exchanges, &spec)?;
         Source { info, exchanges }
     };
+    if args.sanitize || sanitizers::any(&args.sanitizers) {
+        sanitize(db, args, &mut source)?;
+    }
+    if let Some(name) = &args.rename {
+        if name.trim().is_empty() {
+            bail!("--as: give a session name");
+        }
+        source.info.name = name.clone();
+    }
+    if is_view {
+        return write(args, &view(db, args, &source, &calls)?);
+    }
     let text = match args.format {
         ExportFormat::Graphtape => to_pretty(&serde_json::to_value(to_document(
             &source.info,
@@ -48,7 +70,27 @@ pub fn run(db: &Path, args: &ExportArgs) -> anyhow::Result<ExitCode> {
         }
         ExportFormat::Html | ExportFormat::Mermaid => unreachable!("handled above"),
     };
+    drop(step);
     write(args, &text)
+}
+
+/// Sanitises the whole session with the rules given (the `--redact-pii` preset when
+/// none is) and notes it in the provenance.
+fn sanitize(db: &Path, args: &ExportArgs, source: &mut Source) -> anyhow::Result<()> {
+    let rules = sanitizers::rules_or_pii(&args.sanitizers)?;
+    let mut sanitizer = Sanitizer::new(rules, &sanitizers::key(db)?);
+    // The whole session first, so an id is replaced even where it appears before the
+    // exchange that says whose it is.
+    for ex in &source.exchanges {
+        sanitizer.learn(ex);
+    }
+    let exchanges = std::mem::take(&mut source.exchanges);
+    source.exchanges = exchanges
+        .into_iter()
+        .map(|ex| sanitizer.apply(ex))
+        .collect();
+    note_sanitized(&mut source.info.config, sanitizer.summary());
+    Ok(())
 }
 
 /// The timeline views keep the session's own sequence numbers: `--call` selects one

@@ -33,8 +33,8 @@ pub fn run(db: &Path, args: &PruneArgs) -> anyhow::Result<ExitCode> {
     let n = pruned.removed.len();
     writeln!(
         out,
-        "{verb} {n} {}, {} {}{}",
-        plural(n, "session", "sessions"),
+        "{verb} {}, {} {}{}",
+        crate::plural::count(n as u64, "session"),
         if args.dry_run { "would keep" } else { "kept" },
         pruned.kept,
         if args.dry_run || n == 0 {
@@ -52,20 +52,11 @@ pub fn run(db: &Path, args: &PruneArgs) -> anyhow::Result<ExitCode> {
 /// `session NAME (started ..., N exchanges)`, as `prune` and `sessions delete` print.
 pub fn describe(r: &Removed) -> String {
     format!(
-        "session {} (started {}, {} {})",
+        "session {} (started {}, {})",
         r.name,
         format_unix_micros(r.started_unix_us),
-        r.exchanges,
-        plural(r.exchanges as usize, "exchange", "exchanges")
+        crate::plural::count(r.exchanges, "exchange")
     )
-}
-
-pub fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
-    if n == 1 {
-        one
-    } else {
-        many
-    }
 }
 
 pub fn vacuum(db: &Path) -> anyhow::Result<ExitCode> {

@@ -11,12 +11,13 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::certs::cert_source;
+use super::sanitizers;
 use crate::cli::RecordArgs;
 use crate::clock::{format_unix_micros, SessionClock};
 use crate::config::{parse_size, seconds, ServerLimits, Upstream};
 use crate::proxy::api::ApiProxy;
 use crate::proxy::callback::CallbackProxy;
-use crate::proxy::{CallbackRoutes, Forwarder, Relay};
+use crate::proxy::{CallbackGuard, CallbackRoutes, Forwarder, Relay};
 use crate::redact::Redactor;
 use crate::server::{bind, listen_url, runtime, serve_with, Drain, StopSignals};
 use crate::store::{self, Access, Recorder};
@@ -43,6 +44,12 @@ impl Plan {
             .as_deref()
             .map(|u| Upstream::parse_flag("--bot-url", u))
             .transpose()?;
+        if let Some(warning) = bot
+            .as_ref()
+            .and_then(|b| b.appended_path_warning("--bot-url"))
+        {
+            tracing::warn!("{warning}");
+        }
         let public_url = args
             .public_url
             .as_deref()
@@ -118,17 +125,28 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
     } else {
         Redactor::new(&key)
     };
-    let routes = Arc::new(CallbackRoutes::new(
-        &key,
-        plan.public_url.as_ref().map(|u| u.to_string()).as_deref(),
-        store::load_routes(&conn)?,
-    ));
+    let guard = CallbackGuard {
+        listeners: [Some(api_addr), callback.as_ref().map(|(_, addr)| *addr)]
+            .into_iter()
+            .flatten()
+            .collect(),
+        public: plan.public_url.as_ref().map(CallbackGuard::host_port),
+        allow: args.callback_allow.clone(),
+    };
+    let routes = Arc::new(
+        CallbackRoutes::new(
+            &key,
+            plan.public_url.as_ref().map(|u| u.to_string()).as_deref(),
+            store::load_routes(&conn)?,
+        )
+        .with_guard(guard),
+    );
     let clock = Arc::new(SessionClock::start());
     let name = match args.session.clone() {
         Some(name) => name,
         None => default_name(&conn, clock.wall_start_us()),
     };
-    let config = serde_json::json!({
+    let mut config = serde_json::json!({
         "graphtape": env!("CARGO_PKG_VERSION"),
         "upstream": plan.upstream.to_string(),
         "upstream_ca": args.upstream_ca.as_ref().map(|p| p.display().to_string()),
@@ -139,15 +157,18 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         "callback_tls": callback.is_some() && server_tls.is_some(),
         "public_url": plan.public_url.as_ref().map(|u| u.to_string()),
         "bot_url": plan.bot.as_ref().map(|u| u.to_string()),
+        "callback_allow": args.callback_allow,
         "bot_timeout_s": args.bot_timeout,
         "max_body": plan.max_body,
         "on_store_error": format!("{:?}", args.on_store_error).to_lowercase(),
         "keep_secrets": args.keep_secrets,
     });
+    let sanitizer = sanitizers::for_record(&args.sanitizers, &key, &mut config)?;
     // Held until the session is closed: `sessions delete` refuses a live session.
     let (session_id, live) =
         store::create_live_session(&conn, db, &name, clock.wall_start_us(), &config)?;
-    let (recorder, writer) = store::spawn_writer(conn, session_id, redactor, plan.max_body);
+    let (recorder, writer) =
+        store::spawn_writer_sanitized(conn, session_id, redactor, plan.max_body, sanitizer);
 
     let relay = |recorder: Recorder, timeout| Relay {
         forwarder: Forwarder::new(client_tls.clone(), timeout),
@@ -245,8 +266,8 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
     served?;
 
     eprintln!(
-        "graphtape: session {session} recorded: {} exchanges in {}",
-        health.recorded(),
+        "graphtape: session {session} recorded: {} in {}",
+        crate::plural::count(health.recorded(), "exchange"),
         db.display()
     );
     let cut_short = drain.cut_short();
@@ -259,7 +280,8 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
     let unrecorded = health.unrecorded();
     if unrecorded > 0 || health.has_failed() {
         eprintln!(
-            "graphtape: error: {unrecorded} exchanges passed through but were NOT recorded; last store error: {}",
+            "graphtape: error: {} passed through but NOT recorded; last store error: {}",
+            crate::plural::count(unrecorded, "exchange"),
             health.last_error().unwrap_or_default()
         );
         return Ok(ExitCode::from(1));

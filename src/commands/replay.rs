@@ -11,19 +11,25 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::certs::{beside, cert_source};
+use super::replay_db::ReplayDb;
 use super::source::{check_call, load};
 use crate::cli::ReplayArgs;
 use crate::clock::SessionClock;
 use crate::config::{seconds, Upstream};
+use crate::explore::file::{events_sha256, RecordingId, ScheduleFile};
+use crate::explore::rules::Rules;
 use crate::graph::normalize_id;
+use crate::junit;
 use crate::proxy::Forwarder;
 use crate::redact::Redactor;
 use crate::replay::auth::{AuthMode, CallbackAuth, Signer};
 use crate::replay::engine::{Replay, Settings};
+use crate::replay::ids::IdMap;
 use crate::replay::matcher::MatchRules;
 use crate::replay::plan::{plan, PlanOptions};
-use crate::replay::report::Divergence;
-use crate::replay::scheduler::{deliver_all, Delivery, Pace};
+use crate::replay::progress::{clear as clear_progress, show as show_progress, Progress};
+use crate::replay::report::{Divergence, Report};
+use crate::replay::scheduler::{deliver_all, Delivery, Pace, RESPONSE_GRACE};
 use crate::replay::substitute::default_learn_keys;
 use crate::server::{bind, listen_url, runtime, serve_with, stop_signal, Drain};
 use crate::store::{self, Access};
@@ -41,26 +47,65 @@ fn signing_key_path(db: &Path, given: Option<&PathBuf>) -> PathBuf {
         .unwrap_or_else(|| beside(db, "signing-key.pem"))
 }
 
+/// The pace the flags ask for; `fast_by_default` when neither --speed nor --fast is
+/// given (explore).
+pub(super) fn pace(args: &ReplayArgs, fast_by_default: bool) -> anyhow::Result<Pace> {
+    if let Some(speed) = args.speed {
+        if !(speed.is_finite() && speed > 0.0) {
+            bail!("--speed {speed}: give a positive factor (1 = recorded timing)");
+        }
+    }
+    Ok(match (args.fast, args.speed) {
+        (true, _) => Pace::Fast,
+        (false, Some(speed)) => Pace::Speed(speed),
+        (false, None) if fast_by_default => Pace::Fast,
+        (false, None) => Pace::Speed(1.0),
+    })
+}
+
+/// The callback authentication the flags ask for (a signing key is loaded, or
+/// generated and kept beside the database).
+pub(super) fn callback_auth(
+    db: &Path,
+    args: &ReplayArgs,
+    announce: bool,
+) -> anyhow::Result<CallbackAuth> {
+    Ok(match AuthMode::parse(&args.callback_auth)? {
+        AuthMode::None => CallbackAuth::None,
+        AuthMode::Token(t) => CallbackAuth::Token(t),
+        AuthMode::Sign => {
+            let path = signing_key_path(db, args.signing_key.as_ref());
+            let (signer, generated) = Signer::load_or_create(&path)?;
+            if generated && announce {
+                eprintln!("graphtape: signing key={} (generated)", path.display());
+            }
+            CallbackAuth::Sign(Box::new(signer))
+        }
+    })
+}
+
 pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let bot = Upstream::parse_flag("--bot-url", &args.bot_url)?;
-    if !(args.speed.is_finite() && args.speed > 0.0) {
-        bail!(
-            "--speed {}: give a positive factor (1 = recorded timing)",
-            args.speed
-        );
+    if args.junit.as_deref() == Some(Path::new("-")) {
+        bail!("--junit -: give a file name (standard output is for --report -)");
     }
-    let pace = if args.fast {
-        Pace::Fast
-    } else {
-        Pace::Speed(args.speed)
-    };
+    if let Some(warning) = bot.appended_path_warning("--bot-url") {
+        tracing::warn!("{warning}");
+    }
+    let pace = pace(&args, false)?;
     let wait = seconds("--wait", args.wait, false)?;
-    let settle = seconds("--settle", args.settle, false)?;
+    let settle = seconds("--settle", args.settle.unwrap_or(0.5), false)?;
     let bot_timeout = seconds("--bot-timeout", args.bot_timeout, true)?;
-    let mode = AuthMode::parse(&args.callback_auth)?;
+    AuthMode::parse(&args.callback_auth)?;
     let calls: Vec<String> = args.calls.iter().filter_map(|c| normalize_id(c)).collect();
 
     let source = load(db, &args.source)?;
+    let source_is_file = Path::new(&args.source).is_file();
+    let target = ReplayDb::choose(db, args.db_given, source_is_file, args.no_record)?;
+    // Files graphtape makes for the replay go beside the database the user named, or
+    // the temporary one: never silently into the working directory.
+    let files_kept = args.db_given || !source_is_file;
+    let files_beside = if files_kept { db } else { target.path() };
     let source_name = source.info.name.clone();
     for given in &args.calls {
         check_call(&source, given)?;
@@ -72,21 +117,28 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
             no_graph: args.no_graph,
         },
     );
-
-    let auth = match mode {
-        AuthMode::None => CallbackAuth::None,
-        AuthMode::Token(t) => CallbackAuth::Token(t),
-        AuthMode::Sign => {
-            let path = signing_key_path(db, args.signing_key.as_ref());
-            let (signer, generated) = Signer::load_or_create(&path)?;
-            if generated {
-                println!("signing key={}", path.display());
-            }
-            CallbackAuth::Sign(Box::new(signer))
+    // With --schedule: that order, those perturbations and ids, checked to be for
+    // this recording.
+    let schedule = match &args.schedule {
+        Some(path) => {
+            let recording = RecordingId {
+                session: source.info.name.clone(),
+                events_sha256: events_sha256(&source.exchanges),
+            };
+            let file = ScheduleFile::load(path, &recording)?;
+            let steps = file.steps(&Rules::new(&plan, &source.exchanges), path)?;
+            Some((file, steps))
         }
+        None => None,
+    };
+    let (plan, ids, retry) = match &schedule {
+        Some((file, steps)) => (plan.scheduled(steps), file.id_map(), file.retry),
+        None => (plan, IdMap::default(), false),
     };
 
-    let cert = cert_source(&args.tls, db, &[args.api_listen], None);
+    let auth = callback_auth(files_beside, &args, files_kept)?;
+
+    let cert = cert_source(&args.tls, files_beside, &[args.api_listen], None);
     if cert.is_some() && args.no_graph {
         bail!("--tls-* serve the API listener, which --no-graph does not start");
     }
@@ -103,7 +155,7 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
     };
 
-    let conn = store::open(db, Access::Create)?;
+    let conn = store::open(target.path(), Access::Create)?;
     let record_as = match &args.record_as {
         Some(name) => name.clone(),
         None => replay_name(&conn, &source.info.name),
@@ -114,19 +166,29 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         "replay_of": source.info.name,
         "bot_url": bot.to_string(),
         "api_listen": api_addr.map(|a| a.to_string()),
-        "speed": if args.fast { serde_json::Value::from("fast") } else { args.speed.into() },
+        "speed": match pace { Pace::Fast => serde_json::Value::from("fast"), Pace::Speed(s) => s.into() },
+        "schedule": args.schedule.as_ref().map(|p| p.display().to_string()),
         "calls": args.calls,
         "callback_auth": args.callback_auth.split(':').next(),
         "no_graph": args.no_graph,
     });
     // Held until the session is closed: `sessions delete` refuses a live session.
-    let (session_id, live) =
-        store::create_live_session(&conn, db, &record_as, clock.wall_start_us(), &config)?;
+    let (session_id, live) = store::create_live_session(
+        &conn,
+        target.path(),
+        &record_as,
+        clock.wall_start_us(),
+        &config,
+    )?;
     let redactor = Redactor::new(&store::redaction_key(&conn)?);
     let (recorder, writer) = store::spawn_writer(conn, session_id, redactor, 16 << 20);
 
     let mut rules = MatchRules::default();
     rules.ignore_keys.extend(args.ignore.iter().cloned());
+    // A sanitised recording holds placeholders where the bot sends its real values.
+    rules
+        .ignore_keys
+        .extend(crate::recording::match_ignores(&source.info.config));
     let mut learn = default_learn_keys();
     learn.extend(args.learn.iter().cloned());
     let self_url = api_addr
@@ -140,21 +202,39 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         wait,
         auth,
         self_url: self_url.clone(),
-        request_order: true,
+        // A schedule from explore is judged as explore judged it.
+        request_order: schedule.is_none(),
+        log_divergences: true,
     };
-    let replay = Arc::new(Replay::new(
-        plan,
-        Arc::new(source.exchanges),
-        Arc::new(settings),
-        clock.clone(),
-        Some(recorder),
-    ));
+    let end_recorded_us = source
+        .exchanges
+        .iter()
+        .map(|e| e.timing.request_start_us)
+        .max()
+        .unwrap_or(0);
+    let progress = Progress::new(notifications_recorded, pace, end_recorded_us);
+    let terminal = std::io::stderr().is_terminal();
+    let replay = Arc::new(
+        Replay::new(
+            plan,
+            Arc::new(source.exchanges),
+            Arc::new(settings),
+            clock.clone(),
+            Some(recorder),
+        )
+        .with_ids(ids),
+    );
     let delivery = Delivery {
         bot: bot.clone(),
         forwarder: Forwarder::new(tls::client_config(None)?, bot_timeout),
         pace,
-        progress: std::io::stderr().is_terminal(),
-        retry: false,
+        progress: Some(progress.clone()),
+        retry,
+        // A schedule is delivered as explore delivered it.
+        response_grace: match (&args.schedule, pace) {
+            (Some(_), Pace::Fast) => RESPONSE_GRACE,
+            _ => Duration::ZERO,
+        },
     };
 
     let limits = super::record::listener_limits(&args.listener)?;
@@ -162,8 +242,15 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let runtime = runtime(args.listener.threads).context("starting the async runtime")?;
     let engine = replay.clone();
     let record_name = record_as.clone();
+    let started = std::time::Instant::now();
+    let report_to_stdout = args.report.as_deref() == Some(Path::new("-"));
     let ran = runtime.block_on(async move {
-        let mut out = std::io::stdout().lock();
+        // With `--report -` standard output carries the JSON report and nothing else.
+        let mut out: Box<dyn Write> = if report_to_stdout {
+            Box::new(std::io::stderr().lock())
+        } else {
+            Box::new(std::io::stdout().lock())
+        };
         writeln!(
             out,
             "replaying session={} requests={requests_recorded} notifications={notifications_recorded} record-as={record_name}",
@@ -206,6 +293,8 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
             ready = wait_for_bot(&bot, wait) => ready?,
             _ = stopped.wait_for(|s| *s) => {}
         }
+        // Elapsed time, the recorded clock and the next gap, while the replay runs.
+        let ticker = tokio::spawn(show_progress(progress, terminal));
         if !*interrupted.borrow() {
             deliver_all(engine.clone(), delivery, tokio::time::Instant::now(), interrupted.clone()).await;
         }
@@ -213,6 +302,8 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
             () = finish_requests(&engine, wait, settle) => {}
             _ = stopped.wait_for(|s| *s) => {}
         }
+        ticker.abort();
+        clear_progress(terminal);
         if *interrupted.borrow() {
             engine.diverged(Divergence {
                 kind: "interrupted",
@@ -231,15 +322,16 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     runtime.shutdown_timeout(Duration::from_secs(1));
     let health = writer.finish(clock.now_us());
     drop(live);
+    if ran.is_err() && health.recorded() == 0 {
+        target.discard(&record_as);
+    }
     ran?;
+    if !target.kept() {
+        eprintln!("graphtape: the replay session is not kept (temporary database; --db keeps it)");
+    }
 
     let report = replay.finish(&source_name, &record_as);
-    print!("{}", report.render());
-    if let Some(path) = &args.report {
-        let json = serde_json::to_string_pretty(&report)? + "\n";
-        std::fs::write(path, json)
-            .with_context(|| format!("writing --report {}", path.display()))?;
-    }
+    write_report(&report, &args, started.elapsed())?;
     if health.unrecorded() > 0 {
         eprintln!(
             "graphtape: warning: {} replay events were not recorded: {}",
@@ -256,7 +348,7 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
 
 /// Waits until the bot accepts connections, so the first notification does not race
 /// the bot's start-up.
-async fn wait_for_bot(bot: &Upstream, wait: Duration) -> anyhow::Result<()> {
+pub(super) async fn wait_for_bot(bot: &Upstream, wait: Duration) -> anyhow::Result<()> {
     let authority = bot.authority.clone();
     let addr = if authority.contains(':') {
         authority
@@ -279,7 +371,7 @@ async fn wait_for_bot(bot: &Upstream, wait: Duration) -> anyhow::Result<()> {
 
 /// After the last notification: wait (up to --wait of silence) for recorded requests
 /// the bot has not made yet, then for --settle of silence to catch extra ones.
-async fn finish_requests(replay: &Replay, wait: Duration, settle: Duration) {
+pub(super) async fn finish_requests(replay: &Replay, wait: Duration, settle: Duration) {
     let mut activity = replay.activity();
     while !replay.missing().is_empty() {
         if tokio::time::timeout(wait, activity.changed())
@@ -290,4 +382,33 @@ async fn finish_requests(replay: &Replay, wait: Duration, settle: Duration) {
         }
     }
     while let Ok(Ok(())) = tokio::time::timeout(settle, activity.changed()).await {}
+}
+
+/// The verdict: as text (standard error when `--report -` takes standard output),
+/// as JSON (`--report FILE` or `-`), as JUnit XML (`--junit FILE`).
+fn write_report(report: &Report, args: &ReplayArgs, took: Duration) -> anyhow::Result<()> {
+    let to_stdout = args.report.as_deref() == Some(Path::new("-"));
+    if to_stdout {
+        eprint!("{}", report.render());
+    } else {
+        print!("{}", report.render());
+    }
+    if let Some(path) = &args.report {
+        let json = serde_json::to_string_pretty(report)? + "\n";
+        if to_stdout {
+            let mut out = std::io::stdout().lock();
+            out.write_all(json.as_bytes())
+                .and_then(|()| out.flush())
+                .context("writing --report - to standard output")?;
+        } else {
+            std::fs::write(path, json)
+                .with_context(|| format!("writing --report {}", path.display()))?;
+        }
+    }
+    if let Some(path) = &args.junit {
+        let suite = crate::replay::junit::suite(report, Some(took.as_secs_f64()));
+        std::fs::write(path, junit::to_xml("graphtape replay", &[suite]))
+            .with_context(|| format!("writing --junit {}", path.display()))?;
+    }
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! `graphtape show`: every event of a session, in global order, or chosen exchanges in
 //! full (`--seq`).
 
+use std::collections::HashSet;
 use std::ops::RangeInclusive;
 use std::path::Path;
 use std::process::ExitCode;
@@ -24,7 +25,19 @@ pub fn run(db: &Path, args: &ShowArgs) -> anyhow::Result<ExitCode> {
         call: args.call.clone(),
         since_seq: args.since,
     };
-    let events = filter.apply(timeline(&source.exchanges));
+    let all = timeline(&source.exchanges);
+    let last = all.iter().map(|e| e.seq).max();
+    let events = filter.apply(all);
+    if let (Some(since), true) = (args.since, events.is_empty()) {
+        match last {
+            Some(last) if since > last => eprintln!(
+                "graphtape: --since {since} is past the end: session {} ends at seq {last}",
+                source.info.name
+            ),
+            None => eprintln!("graphtape: session {} has no events", source.info.name),
+            Some(_) => {}
+        }
+    }
     if args.json {
         emit(events.iter().map(|e| event_json(e).to_string()), false)?;
     } else {
@@ -51,10 +64,28 @@ fn show_in_full(source: &Source, args: &ShowArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let chosen = source
+    // With --call, only the chosen exchanges about that call.
+    let filter = Filter {
+        call: args.call.clone(),
+        since_seq: None,
+    };
+    let about: HashSet<u64> = filter
+        .apply(timeline(&source.exchanges))
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    let chosen: Vec<_> = source
         .exchanges
         .iter()
-        .filter(|ex| ranges.iter().any(|r| r.contains(&ex.seq)));
+        .filter(|ex| ranges.iter().any(|r| r.contains(&ex.seq)) && about.contains(&ex.seq))
+        .collect();
+    if let (true, Some(call)) = (chosen.is_empty(), &args.call) {
+        bail!(
+            "--seq {}: none of these events is about call {call}",
+            args.seqs.join(" --seq ")
+        );
+    }
+    let chosen = chosen.into_iter();
     if args.json {
         emit(chosen.map(|ex| detail_json(ex).to_string()), false)?;
     } else {

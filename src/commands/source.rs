@@ -6,7 +6,6 @@ use anyhow::bail;
 
 use crate::exchange::{Exchange, StoredBody};
 use crate::graph::normalize_id;
-use crate::recording::read_recording;
 use crate::store::{self, Access, SessionInfo};
 
 /// A session and its exchanges, from wherever they are.
@@ -19,7 +18,7 @@ pub struct Source {
 pub fn load(db: &Path, source: &str) -> anyhow::Result<Source> {
     let as_file = Path::new(source);
     if as_file.is_file() {
-        let loaded = read_recording(as_file)?;
+        let loaded = super::progress::read_recording(as_file)?;
         return Ok(Source {
             info: loaded.session,
             exchanges: loaded.exchanges,

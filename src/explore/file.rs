@@ -84,6 +84,9 @@ pub struct ScheduleFile {
     pub perturbations: Vec<Point>,
     /// Recorded → fresh call and operation ids of this run.
     pub ids: BTreeMap<String, String>,
+    /// Failed deliveries are retried as Graph does (`--perturb retry`).
+    #[serde(default)]
+    pub retry: bool,
     pub deliveries: Vec<Entry>,
 }
 
@@ -94,6 +97,7 @@ pub struct Origin<'a> {
     pub strategy: String,
     pub run: u64,
     pub minimal: bool,
+    pub retry: bool,
 }
 
 impl ScheduleFile {
@@ -134,6 +138,7 @@ impl ScheduleFile {
             minimal: origin.minimal,
             perturbations: points.to_vec(),
             ids: ids.pairs().iter().cloned().collect(),
+            retry: origin.retry,
             deliveries,
         }
     }
@@ -264,6 +269,7 @@ mod tests {
             strategy: "pct:2".into(),
             run,
             minimal: false,
+            retry: true,
         };
         (
             ScheduleFile::new(origin, &rules, &applied, &schedule, &ids),

@@ -1,116 +1,133 @@
-//! One exchange in full, for `show --seq` and any view that shows an exchange's
-//! detail: request line and headers as stored (credentials are placeholders), bodies
-//! decoded (gzip/deflate) and pretty-printed when JSON, what graphtape changed in the
-//! forwarded body, the response, the four timing offsets, the error, and for a
-//! notification POST each notification's changeType, resource and `resourceData`.
+//! One exchange in full, for `show --seq`: request line and headers as stored
+//! (credentials are placeholders), bodies decoded (gzip/deflate) and pretty-printed
+//! when JSON, what graphtape changed in the forwarded body, the response, the four
+//! timing offsets, the error, and for a notification POST each notification's
+//! changeType, resource and `resourceData`.
 //!
-//! Pure: from a stored exchange to lines of text (terminal-safe: control characters
-//! are escaped) or to the event as the recording format has it, bodies decoded.
+//! The text is drawn from the view model's [`ExchangeView`], the same one the HTML
+//! timeline's side panel shows, so the terminal and the pictures cannot disagree.
+//! Pure: lines of text (terminal-safe: control characters are escaped), or the event
+//! as the recording format has it with its bodies decoded.
 
 use serde_json::Value;
 
+use super::model::{exchange_view, BodyView, ExchangeView};
 use super::view::{self, clean};
 use crate::content_encoding;
-use crate::exchange::{Direction, Exchange, Headers, StoredBody};
+use crate::exchange::{Exchange, Headers, StoredBody};
 use crate::recording::event_doc;
-
-/// Binary bodies show this many bytes as a hex dump.
-const HEX_HEAD: usize = 256;
-/// Bytes per hex dump line.
-const HEX_LINE: usize = 16;
 
 /// The exchange in full, one line per element; indentation shows nesting.
 pub fn detail_lines(ex: &Exchange<StoredBody>) -> Vec<String> {
+    render(&exchange_view(ex))
+}
+
+fn render(v: &ExchangeView) -> Vec<String> {
     let mut out = Vec::new();
-    let (arrow, who) = match ex.direction {
-        Direction::Api => ("→", "api: bot to Graph"),
-        Direction::Callback => ("←", "callback: Graph to bot"),
+    let (arrow, who) = match v.direction {
+        "api" => ("→", "api: bot to Graph"),
+        _ => ("←", "callback: Graph to bot"),
     };
-    out.push(format!("seq {} {arrow} {who}", ex.seq));
-    out.push(format!(
-        "{} {} {}",
-        clean(&ex.request.method),
-        clean(&view::full_path(ex)),
-        clean(&ex.request.version)
-    ));
-    headers(&mut out, &ex.request.headers);
-    body(
-        &mut out,
-        "request body",
-        &ex.request.headers,
-        &ex.request.body,
-    );
-    if let Some(forwarded) = &ex.forwarded_body {
-        forwarded_change(&mut out, ex, forwarded);
+    out.push(format!("seq {} {arrow} {who}", v.seq));
+    let path = match &v.query {
+        Some(q) => format!("{}?{q}", v.path),
+        None => v.path.clone(),
+    };
+    out.push(clean(&format!("{} {path} {}", v.method, v.version)));
+    headers(&mut out, &v.request_headers);
+    body(&mut out, "request body", &v.request_body);
+    if !v.forwarded.is_empty() {
+        out.push("forwarded body (changed by graphtape):".into());
+        for change in &v.forwarded {
+            let path = if change.path.is_empty() {
+                "(body)"
+            } else {
+                &change.path
+            };
+            out.push(clean(&format!(
+                "  {path}: {} -> {}",
+                change.from, change.to
+            )));
+        }
     }
-    match &ex.target {
+    match &v.target {
         Some(target) => out.push(format!("target {}", clean(target))),
         None => out.push("target none (graphtape did not forward it)".into()),
     }
-    match &ex.response {
-        Some(resp) => {
-            out.push(format!("response {}", resp.status));
-            headers(&mut out, &resp.headers);
-            body(&mut out, "response body", &resp.headers, &resp.body);
+    match (v.status, &v.response_body) {
+        (Some(status), Some(resp)) => {
+            out.push(format!("response {status}"));
+            headers(&mut out, &v.response_headers);
+            body(&mut out, "response body", resp);
         }
-        None => out.push("response none".into()),
+        _ => out.push("response none".into()),
     }
-    out.push(timing(ex));
-    if let Some(error) = &ex.error {
+    let at =
+        |us: Option<i64>| us.map_or_else(|| "-".to_owned(), |us| format!("{} ms", view::ms(us)));
+    out.push(format!(
+        "timing request start {}, request end {}, response start {}, response end {}",
+        at(Some(v.request_start_us)),
+        at(v.request_end_us),
+        at(v.response_start_us),
+        at(v.response_end_us)
+    ));
+    if let Some(error) = &v.error {
         out.push(format!("error {}", clean(error)));
     }
-    notifications(&mut out, ex);
+    notifications(&mut out, v);
     out
 }
 
-fn headers(out: &mut Vec<String>, headers: &Headers) {
-    for (name, value) in headers {
-        out.push(format!(
-            "  {}: {}",
-            clean(name),
-            clean(&String::from_utf8_lossy(value))
-        ));
-    }
+fn headers(out: &mut Vec<String>, headers: &[(String, String)]) {
+    out.extend(
+        headers
+            .iter()
+            .map(|(name, value)| clean(&format!("  {name}: {value}"))),
+    );
 }
 
-/// A body's heading (length, encoding, truncation) and its content.
-fn body(out: &mut Vec<String>, what: &str, headers: &Headers, stored: &StoredBody) {
-    if stored.bytes.is_empty() && !stored.truncated {
+/// A body's heading (length, encoding, truncation), then its text indented.
+fn body(out: &mut Vec<String>, what: &str, b: &BodyView) {
+    if b.kind == "empty" && !b.truncated {
         out.push(format!("{what}: empty"));
         return;
     }
-    let decoded = content_encoding::decode(headers, &stored.bytes);
-    let mut notes = vec![format!("{} bytes", stored.len)];
-    if stored.truncated {
-        notes.push(format!(
-            "stored: the first {} bytes, sha256 {}",
-            stored.bytes.len(),
-            stored.sha256
-        ));
+    let mut notes = vec![format!("{} bytes", b.length)];
+    if b.truncated {
+        notes.push("stored truncated (--max-body)".into());
     }
-    let encoding = crate::exchange::header(headers, "content-encoding");
-    if let (Some(encoding), Some(decoded)) = (encoding, &decoded) {
-        notes.push(format!(
-            "{} decoded to {} bytes",
-            clean(encoding.trim()),
-            decoded.len()
-        ));
+    if let Some(encoding) = &b.encoding {
+        notes.push(format!("{} decoded", clean(encoding.trim())));
+    }
+    if b.kind == "binary" {
+        notes.push("binary".into());
     }
     out.push(format!("{what} ({}):", notes.join(", ")));
-    content(out, decoded.as_deref().unwrap_or(&stored.bytes));
+    out.extend(b.text.lines().map(|l| format!("  {}", clean(l))));
 }
 
-/// Pretty JSON, else the text as it is (control characters escaped), else a hex dump
-/// of the first bytes.
-fn content(out: &mut Vec<String>, bytes: &[u8]) {
-    if let Some(value) = json(bytes) {
-        let pretty = serde_json::to_string_pretty(&value).unwrap_or_default();
-        out.extend(pretty.lines().map(|l| format!("  {}", clean(l))));
+fn notifications(out: &mut Vec<String>, v: &ExchangeView) {
+    let n = v.notifications.len();
+    if n == 0 {
         return;
     }
-    match std::str::from_utf8(bytes) {
-        Ok(text) => out.extend(text.lines().map(|l| format!("  {}", clean(l)))),
-        Err(_) => hex_dump(out, bytes),
+    out.push(format!(
+        "{n} notification{}:",
+        if n == 1 { "" } else { "s" }
+    ));
+    for (i, note) in v.notifications.iter().enumerate() {
+        out.push(clean(&format!(
+            "  [{i}] {} {}",
+            note.change_type.as_deref().unwrap_or("?"),
+            note.resource.as_deref().unwrap_or("?")
+        )));
+        if note.resource_data.is_null() {
+            out.push("    resourceData: none".into());
+            continue;
+        }
+        out.push("    resourceData:".into());
+        let pretty = serde_json::to_string_pretty(&note.resource_data).unwrap_or_default();
+        out.extend(pretty.lines().map(|l| format!("      {}", clean(l))));
     }
 }
 
@@ -121,144 +138,6 @@ fn json(bytes: &[u8]) -> Option<Value> {
     serde_json::from_slice::<Value>(bytes)
         .ok()
         .filter(|v| v.is_object() || v.is_array())
-}
-
-fn hex_dump(out: &mut Vec<String>, bytes: &[u8]) {
-    let head = &bytes[..bytes.len().min(HEX_HEAD)];
-    for (i, chunk) in head.chunks(HEX_LINE).enumerate() {
-        let hex: Vec<String> = chunk.iter().map(|b| format!("{b:02x}")).collect();
-        let ascii: String = chunk
-            .iter()
-            .map(|&b| {
-                if b.is_ascii_graphic() || b == b' ' {
-                    b as char
-                } else {
-                    '.'
-                }
-            })
-            .collect();
-        out.push(format!(
-            "  {:08x}  {:<width$}  |{ascii}|",
-            i * HEX_LINE,
-            hex.join(" "),
-            width = HEX_LINE * 3 - 1
-        ));
-    }
-    if bytes.len() > head.len() {
-        out.push(format!("  ... {} more bytes", bytes.len() - head.len()));
-    }
-}
-
-/// What graphtape changed before forwarding: each changed JSON value as
-/// `path: before -> after`, or the whole forwarded body when it is not JSON.
-fn forwarded_change(out: &mut Vec<String>, ex: &Exchange<StoredBody>, forwarded: &StoredBody) {
-    let headers = &ex.request.headers;
-    let before = json(&ex.request.content());
-    let after = json(&content_encoding::content(headers, &forwarded.bytes));
-    match (before, after) {
-        (Some(before), Some(after)) => {
-            let mut changes = Vec::new();
-            changed(&before, &after, "", &mut changes);
-            out.push("forwarded body (changed by graphtape):".into());
-            if changes.is_empty() {
-                out.push("  (same JSON, other bytes)".into());
-            }
-            out.extend(changes.into_iter().map(|c| format!("  {c}")));
-        }
-        _ => body(
-            out,
-            "forwarded body (changed by graphtape)",
-            headers,
-            forwarded,
-        ),
-    }
-}
-
-/// The differences between two JSON values, as `path: before -> after` with scalars
-/// as written (strings unquoted) and anything else as compact JSON.
-fn changed(before: &Value, after: &Value, path: &str, out: &mut Vec<String>) {
-    let at = |key: &str| {
-        if path.is_empty() {
-            key.to_owned()
-        } else {
-            format!("{path}.{key}")
-        }
-    };
-    match (before, after) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (key, va) in a {
-                match b.get(key) {
-                    Some(vb) => changed(va, vb, &at(key), out),
-                    None => out.push(clean(&format!("{}: {} -> (removed)", at(key), shown(va)))),
-                }
-            }
-            for (key, vb) in b.iter().filter(|(k, _)| !a.contains_key(*k)) {
-                out.push(clean(&format!("{}: (added) -> {}", at(key), shown(vb))));
-            }
-        }
-        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
-            for (i, (va, vb)) in a.iter().zip(b).enumerate() {
-                changed(va, vb, &at(&i.to_string()), out);
-            }
-        }
-        _ if before != after => {
-            let path = if path.is_empty() { "(body)" } else { path };
-            out.push(clean(&format!(
-                "{path}: {} -> {}",
-                shown(before),
-                shown(after)
-            )));
-        }
-        _ => {}
-    }
-}
-
-fn shown(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn timing(ex: &Exchange<StoredBody>) -> String {
-    let t = &ex.timing;
-    let at =
-        |us: Option<i64>| us.map_or_else(|| "-".to_owned(), |us| format!("{} ms", view::ms(us)));
-    format!(
-        "timing request start {}, request end {}, response start {}, response end {}",
-        at(Some(t.request_start_us)),
-        at(t.request_end_us),
-        at(t.response_start_us),
-        at(t.response_end_us)
-    )
-}
-
-fn notifications(out: &mut Vec<String>, ex: &Exchange<StoredBody>) {
-    let notes = view::notes(ex);
-    if notes.is_empty() {
-        return;
-    }
-    out.push(format!(
-        "{} notification{}:",
-        notes.len(),
-        if notes.len() == 1 { "" } else { "s" }
-    ));
-    for note in notes {
-        out.push(format!(
-            "  [{}] {} {}",
-            note.index.index,
-            clean(note.index.change_type.as_deref().unwrap_or("?")),
-            clean(note.index.resource.as_deref().unwrap_or("?"))
-        ));
-        match note.raw.get("resourceData") {
-            Some(data) => {
-                out.push("    resourceData:".into());
-                let pretty = serde_json::to_string_pretty(data).unwrap_or_default();
-                out.extend(pretty.lines().map(|l| format!("      {}", clean(l))));
-            }
-            None => out.push("    resourceData: none".into()),
-        }
-    }
 }
 
 /// The event as the recording format has it, with each encoded (gzip/deflate) body
@@ -288,7 +167,10 @@ fn decode_slot(parent: &mut Value, key: &str, headers: &Headers, stored: &Stored
     if slot.contains_key("json") {
         return;
     }
-    let decoded = content_encoding::decode(headers, &stored.bytes);
+    let decoded = content_encoding::decode(
+        crate::exchange::header(headers, "content-encoding"),
+        &stored.bytes,
+    );
     let Some(value) = json(decoded.as_deref().unwrap_or(&stored.bytes)) else {
         return;
     };
@@ -334,7 +216,12 @@ mod tests {
             out.contains("response 200\n  content-encoding: gzip\nresponse body ("),
             "{out}"
         );
-        assert!(out.contains("gzip decoded to 34 bytes):\n  {\n    \"id\": \"abc\",\n    \"state\": \"established\"\n  }"), "{out}");
+        assert!(
+            out.contains(
+                "gzip decoded):\n  {\n    \"id\": \"abc\",\n    \"state\": \"established\"\n  }"
+            ),
+            "{out}"
+        );
         assert!(out.contains("timing request start 10.000 ms, request end 10.100 ms, response start 29.900 ms, response end 30.000 ms"), "{out}");
         let json = detail_json(&ex);
         assert_eq!(json["response"]["body"]["json"]["state"], "established");
@@ -359,7 +246,9 @@ mod tests {
         // Not JSON: the forwarded body itself.
         ex.request.body = stored(b"a=1");
         ex.forwarded_body = Some(stored(b"a=2"));
-        assert!(text(&ex).contains("forwarded body (changed by graphtape) (3 bytes):\n  a=2"));
+        assert!(
+            text(&ex).contains("forwarded body (changed by graphtape):\n  (body): a=1 -> a=2\n")
+        );
     }
 
     #[test]
@@ -384,10 +273,10 @@ mod tests {
         bytes.extend_from_slice(b"\x1b[2Jtail");
         ex.request.body = stored(&bytes);
         let out = text(&ex);
-        assert!(out.contains("request body (264 bytes):\n  00000000  00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f  |................|"), "{out}");
+        assert!(out.contains("request body (264 bytes, binary):\n  00000000  00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f  ................"), "{out}");
         assert!(
             out.contains(
-                "  00000040  40 41 42 43 44 45 46 47 48 49 4a 4b 4c 4d 4e 4f  |@ABCDEFGHIJKLMNO|"
+                "  00000040  40 41 42 43 44 45 46 47 48 49 4a 4b 4c 4d 4e 4f  @ABCDEFGHIJKLMNO"
             ),
             "{out}"
         );
@@ -415,7 +304,10 @@ mod tests {
             .build();
         ex.request.body = StoredBody::capture(b"0123456789", 4);
         let out = text(&ex);
-        assert!(out.contains("request body (10 bytes, stored: the first 4 bytes, sha256 84d89877f0d4041efb6bf91a16f0248f2fd573e6af05c19f96bedb9f882f7882):\n  0123"), "{out}");
+        assert!(
+            out.contains("request body (10 bytes, stored truncated (--max-body)):\n  0123"),
+            "{out}"
+        );
         assert!(out.contains("target none (graphtape did not forward it)\nresponse none\ntiming request start 0.000 ms, request end 0.100 ms, response start -, response end -\nerror upstreamUnreachable: refused"), "{out}");
     }
 }

@@ -21,8 +21,8 @@ pub fn har(info: &SessionInfo, exchanges: &[Exchange<StoredBody>]) -> Value {
     let mut comment = format!("graphtape session {}", info.name);
     if info.unrecorded > 0 {
         comment.push_str(&format!(
-            "; {} exchanges were lost by the store and are missing",
-            info.unrecorded
+            "; {} lost by the store and missing",
+            crate::plural::count(info.unrecorded, "exchange")
         ));
     }
     json!({
@@ -135,29 +135,9 @@ fn query_string(query: &str) -> Vec<Value> {
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            json!({ "name": decode_component(name), "value": decode_component(value) })
+            json!({ "name": crate::percent::decode_lossy(name, true), "value": crate::percent::decode_lossy(value, true) })
         })
         .collect()
-}
-
-/// Percent-decoding that keeps malformed escapes and replaces invalid UTF-8.
-fn decode_component(text: &str) -> String {
-    let mut out = Vec::with_capacity(text.len());
-    let mut rest = text.as_bytes();
-    while let Some((&first, tail)) = rest.split_first() {
-        if let [b'%', hi, lo, after @ ..] = rest {
-            let digit = |b: u8| char::from(b).to_digit(16);
-            if let (Some(hi), Some(lo)) = (digit(*hi), digit(*lo)) {
-                // Two hex digits make at most 255.
-                out.push(u8::try_from(hi * 16 + lo).unwrap_or(b'?'));
-                rest = after;
-                continue;
-            }
-        }
-        out.push(if first == b'+' { b' ' } else { first });
-        rest = tail;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn mime_type(headers: &Headers) -> String {
@@ -211,7 +191,7 @@ fn post_data(headers: &Headers, body: &StoredBody) -> Value {
 fn content(headers: &Headers, body: &StoredBody) -> Value {
     let mut out = Map::new();
     let decoded = (!body.truncated)
-        .then(|| crate::content_encoding::decode(headers, &body.bytes))
+        .then(|| crate::content_encoding::decode(header(headers, "content-encoding"), &body.bytes))
         .flatten();
     let bytes: &[u8] = decoded.as_deref().unwrap_or(&body.bytes);
     match &decoded {
@@ -499,8 +479,8 @@ mod tests {
     #[test]
     fn decoding_never_panics() {
         for text in ["%", "%4", "%zz", "%e2%82", "+%2B", "é%C3%A9"] {
-            let _ = decode_component(text);
+            let _ = crate::percent::decode_lossy(text, true);
         }
-        assert_eq!(decode_component("%C3%A9+%2B"), "é +");
+        assert_eq!(crate::percent::decode_lossy("%C3%A9+%2B", true), "é +");
     }
 }

@@ -8,6 +8,7 @@
 //!   answered too late, duplicates, slow or failed acks), one table of rules.
 //! - [`detail`]: one exchange in full (headers, decoded bodies, the forwarded change,
 //!   timings, notifications), as text lines or as its recording-format JSON.
+//! - [`diff`]: two stored sessions aligned event by event (LCS over summaries).
 //! - [`model`]: the view model the HTML timeline, Mermaid and `ui` draw from.
 //! - [`html`]: the timeline page (the exported file and the `ui`'s page).
 //! - [`mermaid`]: the timeline as a Mermaid sequence diagram.
@@ -17,6 +18,7 @@
 //! nothing here reads the database, prints, or panics on odd recordings.
 
 pub mod detail;
+pub mod diff;
 pub mod har;
 pub mod html;
 pub mod mermaid;

@@ -12,7 +12,7 @@ use super::rules::{Finding, Severity, RULES};
 use super::view::{self, clean};
 use crate::clock::format_unix_micros;
 use crate::exchange::{Direction, Exchange, Headers, StoredBody};
-use crate::replay::diff::DiffLine;
+use crate::inspect::diff::DiffLine;
 use crate::store::SessionInfo;
 
 /// The lanes, left to right.
@@ -407,7 +407,7 @@ fn divergences(lines: &[DiffLine], replay: &[Exchange<StoredBody>]) -> Vec<Diver
         .collect()
 }
 
-fn exchange_view(ex: &Exchange<StoredBody>) -> ExchangeView {
+pub(crate) fn exchange_view(ex: &Exchange<StoredBody>) -> ExchangeView {
     let ids = view::api_ids(ex);
     let notes = view::notes(ex);
     let (call, operation) = match ex.direction {
@@ -425,7 +425,10 @@ fn exchange_view(ex: &Exchange<StoredBody>) -> ExchangeView {
         .map(|f| {
             changes(
                 &request_content,
-                &crate::content_encoding::content(&ex.request.headers, &f.bytes),
+                &crate::content_encoding::content(
+                    crate::exchange::header(&ex.request.headers, "content-encoding"),
+                    &f.bytes,
+                ),
             )
         })
         .unwrap_or_default();
@@ -735,7 +738,7 @@ mod tests {
             .respond(404, r#"{"error":{"code":"replayUnmatched","message":"m"}}"#)
             .build();
         replayed.truncate(1);
-        let lines = crate::replay::diff::diff(&recorded, &replayed);
+        let lines = crate::inspect::diff::diff(&recorded, &replayed);
         let mut info = session();
         info.config = serde_json::json!({"replay_of": "racy"});
         let m = build(&info, &replayed, &[], Some(&lines));

@@ -261,9 +261,9 @@ pub fn render_line(e: &TimelineEvent, color: bool) -> String {
         .latency_us
         .map_or_else(|| "-".to_owned(), |us| format!("{}ms", view::ms(us)));
     let mut line = format!(
-        "{:>5} {:>12}ms {arrow} {what}  {status}  {}",
+        "{:>5} {:>14} {arrow} {what}  {status}  {}",
         e.seq,
-        view::ms(e.offset_us),
+        view::offset(e.offset_us),
         paint(&latency, DIM)
     );
     if let Some(err) = &e.error {

@@ -84,7 +84,7 @@ pub(crate) fn notes(ex: &Exchange<StoredBody>) -> Vec<Note> {
 /// The body's notification objects by position, mirroring `parse_notifications`:
 /// the `value` array, or the body itself for a legacy single notification.
 fn raw_entries(body: &[u8]) -> Vec<Value> {
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let body = crate::jsonscan::strip_bom(body);
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(top)) => match top.get("value") {
             Some(Value::Array(entries)) => entries.clone(),
@@ -137,7 +137,7 @@ pub(crate) fn clean(text: &str) -> String {
 
 /// The JSON object of a body, if it is one.
 pub(crate) fn json_body(bytes: &[u8]) -> Option<serde_json::Map<String, Value>> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let bytes = crate::jsonscan::strip_bom(bytes);
     match serde_json::from_slice(bytes) {
         Ok(Value::Object(map)) => Some(map),
         _ => None,
@@ -176,10 +176,43 @@ pub(crate) fn ms(us: i64) -> String {
     format!("{sign}{}.{:03}", abs / 1000, abs % 1000)
 }
 
+/// An offset into a session: `5.190ms` under a minute, `mm:ss.mmm` past it (long
+/// sessions read as clock time, not as six-digit milliseconds), `h:mm:ss.mmm` past an
+/// hour.
+pub(crate) fn offset(us: i64) -> String {
+    const MINUTE: u64 = 60_000_000;
+    let abs = us.unsigned_abs();
+    if abs < MINUTE {
+        return format!("{}ms", ms(us));
+    }
+    let sign = if us < 0 { "-" } else { "" };
+    let millis = abs / 1000;
+    let (h, m, s, frac) = (
+        millis / 3_600_000,
+        millis / 60_000 % 60,
+        millis / 1000 % 60,
+        millis % 1000,
+    );
+    if h > 0 {
+        format!("{sign}{h}:{m:02}:{s:02}.{frac:03}")
+    } else {
+        format!("{sign}{m:02}:{s:02}.{frac:03}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::inspect::testutil::{self, api, callback, CALL_A, OP};
+
+    #[test]
+    fn offsets_past_a_minute_read_as_clock_time() {
+        assert_eq!(offset(5_190), "5.190ms");
+        assert_eq!(offset(59_999_999), "59999.999ms");
+        assert_eq!(offset(60_000_000), "01:00.000");
+        assert_eq!(offset(754_321_987), "12:34.321");
+        assert_eq!(offset(3_723_004_000), "1:02:03.004");
+    }
 
     #[test]
     fn notes_keep_raw_entries_aligned_with_indexes() {

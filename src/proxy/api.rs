@@ -33,6 +33,7 @@ impl ApiProxy {
             Inbound::receive_capped(&self.relay.clock, req, self.relay.max_body).await;
         if let Some(refusal) = self
             .refusal(&inbound)
+            .or_else(|| self.relay.target_refusal(&inbound, false))
             .or_else(|| self.relay.check(&inbound))
         {
             return self.relay.refuse(inbound, Direction::Api, refusal).await;
@@ -93,7 +94,12 @@ impl ApiProxy {
         if !self.routes.rewrites() || inbound.is_streamed() {
             return None;
         }
-        let (body, new_routes) = self.routes.rewrite(&inbound.body)?;
+        let encoding = inbound
+            .parts
+            .headers
+            .get(http::header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok());
+        let (body, new_routes) = self.routes.rewrite(encoding, &inbound.body)?;
         for route in new_routes {
             self.relay.recorder.route(route).await;
         }

@@ -29,7 +29,11 @@ impl CallbackProxy {
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<ProxyBody> {
         let mut inbound =
             Inbound::receive_capped(&self.relay.clock, req, self.relay.max_body).await;
-        let target = match self.route(&inbound) {
+        let routed = match self.relay.target_refusal(&inbound, true) {
+            Some(refusal) => Err(refusal),
+            None => self.route(&inbound),
+        };
+        let target = match routed {
             Ok(target) => target,
             Err(refusal) => {
                 return self

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod body;
 pub mod callback;
+mod callback_guard;
 pub mod capture;
 mod forward;
 pub mod headers;
@@ -13,6 +14,7 @@ mod relay;
 pub mod reply;
 mod routes;
 
+pub use callback_guard::CallbackGuard;
 pub use forward::Forwarder;
 pub use relay::Relay;
 pub use routes::{CallbackRoutes, NewRoute};

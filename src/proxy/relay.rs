@@ -82,6 +82,35 @@ pub struct Relay {
 }
 
 impl Relay {
+    /// Request targets neither listener forwards: `CONNECT` (a tunnel, which would
+    /// make graphtape an open proxy) and anything but origin-form, such as
+    /// asterisk-form `OPTIONS *`, which names no resource to forward to. With
+    /// `one_slash` (notifications, which replay sends again) the path must not start
+    /// with `//` either.
+    pub fn target_refusal(&self, inbound: &Inbound, one_slash: bool) -> Option<Refusal> {
+        let parts = &inbound.parts;
+        if parts.method == http::Method::CONNECT {
+            return Some(Refusal::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "CONNECT is refused: graphtape is a reverse proxy, not a tunnel".into(),
+            ));
+        }
+        let path = parts.uri.path();
+        if !path.starts_with('/') || one_slash && path.starts_with("//") {
+            return Some(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "badRequest",
+                format!(
+                    "{} {path}: only origin-form request targets (a path starting with {}) are forwarded",
+                    parts.method,
+                    if one_slash { "one \"/\"" } else { "\"/\"" }
+                ),
+            ));
+        }
+        None
+    }
+
     /// Refusals that do not depend on the direction: a request body that did not arrive
     /// whole is not passed on as if it had, and with `--on-store-error fail` nothing goes
     /// through unrecorded.

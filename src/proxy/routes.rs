@@ -12,6 +12,8 @@ use std::sync::RwLock;
 
 use ring::hmac;
 
+use super::callback_guard::{is_local_address, CallbackGuard};
+use crate::content_encoding;
 use crate::exchange::hex;
 use crate::jsonscan;
 
@@ -32,6 +34,8 @@ pub struct CallbackRoutes {
     key: hmac::Key,
     /// graphtape's public base URL (no trailing slash); None disables rewriting.
     public_url: Option<String>,
+    /// What a minted route may lead to.
+    guard: CallbackGuard,
     map: RwLock<HashMap<String, String>>,
 }
 
@@ -41,8 +45,16 @@ impl CallbackRoutes {
         CallbackRoutes {
             key: hmac::Key::new(hmac::HMAC_SHA256, key),
             public_url: public_url.map(|u| u.trim_end_matches('/').to_string()),
+            guard: CallbackGuard::default(),
             map: RwLock::new(stored.into_iter().collect()),
         }
+    }
+
+    /// Restricts what new routes may lead to (graphtape's own listeners never, and
+    /// only `--callback-allow` hosts when given).
+    pub fn with_guard(mut self, guard: CallbackGuard) -> Self {
+        self.guard = guard;
+        self
     }
 
     /// Whether `--public-url` is set, i.e. request bodies are rewritten.
@@ -58,21 +70,52 @@ impl CallbackRoutes {
     /// Rewrites every `callbackUri` (and legacy `callback`) string in a JSON body to a
     /// minted URL, leaving every other byte alone. Returns the new body and the routes
     /// that were not known before; None if nothing changed or the body is not JSON.
-    pub fn rewrite(&self, body: &[u8]) -> Option<(Vec<u8>, Vec<NewRoute>)> {
+    /// A gzip or deflate body (`encoding`, the `Content-Encoding` value, as Kiota's
+    /// compression handler sends) is decoded, rewritten and encoded again.
+    pub fn rewrite(&self, encoding: Option<&str>, body: &[u8]) -> Option<(Vec<u8>, Vec<NewRoute>)> {
+        let mut new_routes = Vec::new();
+        let rewritten = content_encoding::map_content(encoding, body, |content| {
+            let (out, routes) = self.rewrite_content(content)?;
+            new_routes = routes;
+            Some(out)
+        });
+        // Not silent: a callbackUri in a body graphtape cannot read would bypass it.
+        if rewritten.is_none()
+            && encoding.is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"))
+            && !body.is_empty()
+            && content_encoding::decode(encoding, body).is_none()
+        {
+            tracing::warn!(
+                encoding,
+                "request body in an encoding graphtape cannot decode: a callbackUri in it is not rewritten"
+            );
+        }
+        Some((rewritten?, new_routes))
+    }
+
+    fn rewrite_content(&self, body: &[u8]) -> Option<(Vec<u8>, Vec<NewRoute>)> {
         let public = self.public_url.as_deref()?;
         let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
         if *first != b'{' {
             return None;
         }
-        serde_json::from_slice::<serde::de::IgnoredAny>(body).ok()?;
-        let found = jsonscan::string_values(body, |k| {
-            k.eq_ignore_ascii_case("callbackUri") || k.eq_ignore_ascii_case("callback")
-        })?;
+        // One pass validates the body and finds the callback URLs.
+        let found = jsonscan::string_values(body, crate::redact::is_callback_url_key)?;
         let mut replacements: Vec<(Range<usize>, Vec<u8>)> = Vec::new();
         let mut new_routes = Vec::new();
         for (range, url) in found {
             // Already ours (a bot configured with graphtape's URL): no loop.
             if url.is_empty() || starts_with_ignore_case(&url, public) {
+                continue;
+            }
+            if let Err(why) = self.guard.check(&url, is_local_address) {
+                // Left as the bot gave it. The log names no more than scheme and host:
+                // a callback URL can carry a credential.
+                tracing::warn!(
+                    url = %super::callback_guard::origin(&url),
+                    reason = why.reason(),
+                    "callbackUri not routed through graphtape"
+                );
                 continue;
             }
             let (minted, new) = self.mint(public, &url);
@@ -129,7 +172,7 @@ mod tests {
     fn rewrites_callback_uri_in_place_and_routes_back() {
         let r = routes();
         let body = b"{\n  \"callbackUri\" : \"https://bot.contoso.com/api/calls\",\n  \"x\": 1\n}";
-        let (out, new) = r.rewrite(body).unwrap();
+        let (out, new) = r.rewrite(None, body).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_eq!(new.len(), 1);
         let minted = format!("https://rec.example.com:8443/callback/{}", new[0].token);
@@ -147,31 +190,61 @@ mod tests {
     }
 
     #[test]
+    fn gzip_bodies_are_decoded_rewritten_and_encoded_again() {
+        use std::io::Write;
+        let r = routes();
+        let plain = br#"{"callbackUri":"https://bot.contoso.com/api/calls","n":1}"#;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(plain).unwrap();
+        let packed = gz.finish().unwrap();
+        let (out, new) = r.rewrite(Some("gzip"), &packed).unwrap();
+        let content = content_encoding::decode(Some("gzip"), &out).unwrap();
+        let expected = r.rewrite(None, plain).unwrap().0;
+        assert_eq!(content, expected);
+        assert_eq!(new.len(), 1);
+        assert!(
+            r.rewrite(Some("gzip"), plain).is_none(),
+            "not gzip: left alone"
+        );
+        assert!(
+            r.rewrite(Some("br"), &packed).is_none(),
+            "unsupported: left alone"
+        );
+    }
+
+    #[test]
     fn the_same_url_mints_the_same_path_once() {
         let r = routes();
         let body = br#"{"callback":"https://bot/a","nested":{"callbackUri":"https://bot/a"}}"#;
-        let (out, new) = r.rewrite(body).unwrap();
+        let (out, new) = r.rewrite(None, body).unwrap();
         assert_eq!(new.len(), 1, "one new route for one URL");
-        let again = r.rewrite(body).unwrap();
+        let again = r.rewrite(None, body).unwrap();
         assert_eq!(again.0, out);
         assert!(again.1.is_empty(), "known routes are not new");
         // Another key mints another path.
         let other = CallbackRoutes::new(&[2; 32], Some("https://rec.example.com:8443"), vec![]);
-        assert_ne!(other.rewrite(body).unwrap().0, out);
+        assert_ne!(other.rewrite(None, body).unwrap().0, out);
     }
 
     #[test]
     fn own_urls_non_json_and_disabled_are_left_alone() {
         let r = routes();
         assert!(r
-            .rewrite(br#"{"callbackUri":"https://REC.example.com:8443/callback/x"}"#)
+            .rewrite(
+                None,
+                br#"{"callbackUri":"https://REC.example.com:8443/callback/x"}"#
+            )
             .is_none());
-        assert!(r.rewrite(b"callbackUri=https://bot").is_none());
-        assert!(r.rewrite(br#"{"callbackUri": 5}"#).is_none());
-        assert!(r.rewrite(br#"{"callbackUri":"https://bot""#).is_none());
+        assert!(r.rewrite(None, b"callbackUri=https://bot").is_none());
+        assert!(r.rewrite(None, br#"{"callbackUri": 5}"#).is_none());
+        assert!(r
+            .rewrite(None, br#"{"callbackUri":"https://bot""#)
+            .is_none());
         let off = CallbackRoutes::new(&[1; 32], None, vec![]);
         assert!(!off.rewrites());
-        assert!(off.rewrite(br#"{"callbackUri":"https://bot"}"#).is_none());
+        assert!(off
+            .rewrite(None, br#"{"callbackUri":"https://bot"}"#)
+            .is_none());
     }
 
     #[test]

@@ -10,15 +10,12 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::provenance::PROVENANCE_KEY;
 use crate::clock::format_unix_micros;
 use crate::content_encoding::map_content;
 use crate::exchange::{header, Direction, Exchange, StoredBody};
 use crate::graph::{ids_from_exchange, parse_notifications};
 use crate::store::SessionInfo;
-
-/// The key of the session config that holds a cut's provenance (no schema change:
-/// the config is JSON already, and the recording format lifts it to the top level).
-pub const PROVENANCE_KEY: &str = "provenance";
 
 /// An inclusive range of sequence numbers; either end may be open (`A..`, `..B`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -251,8 +248,12 @@ fn keep_entries(ex: &mut Exchange<StoredBody>, positions: &[usize]) -> Option<Ve
     }
     let headers = ex.request.headers.clone();
     let rewrite = |body: &StoredBody| {
-        map_content(&headers, &body.bytes, |c| filter_value_array(c, positions))
-            .map(|bytes| StoredBody::capture(&bytes, usize::MAX))
+        map_content(
+            crate::exchange::header(&headers, "content-encoding"),
+            &body.bytes,
+            |c| filter_value_array(c, positions),
+        )
+        .map(|bytes| StoredBody::capture(&bytes, usize::MAX))
     };
     let new_body = rewrite(&ex.request.body)?;
     if let Some(forwarded) = ex.forwarded_body.take() {
@@ -454,5 +455,25 @@ mod tests {
         let clash = text.replace(r#""config": {"#, r#""config": {"provenance": 1,"#);
         let err = crate::recording::parse_recording(clash.as_bytes(), "f").unwrap_err();
         assert!(err.to_string().contains("at provenance"), "{err}");
+    }
+
+    #[test]
+    fn a_gzip_batch_is_cut_inside_and_encoded_again() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(mixed_body().as_bytes()).unwrap();
+        let mut batch = callback(4, 30, "").build();
+        batch
+            .request
+            .headers
+            .push(("content-encoding".into(), b"gzip".to_vec()));
+        batch.request.body = StoredBody::capture(&gz.finish().unwrap(), usize::MAX);
+        let spec = CutSpec {
+            calls: vec![norm(B)],
+            seqs: None,
+        };
+        let (_, out) = cut(&session(), &[batch], &spec).unwrap();
+        let content = String::from_utf8(out[0].request.content().into_owned()).unwrap();
+        assert!(content.contains(B) && !content.contains(A), "{content}");
     }
 }

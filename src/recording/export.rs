@@ -2,8 +2,8 @@
 
 use rusqlite::Connection;
 
-use super::cut::PROVENANCE_KEY;
 use super::format::{BodyDoc, EventDoc, Recording, RequestDoc, ResponseDoc, SessionDoc, FORMAT};
+use super::provenance::PROVENANCE_KEY;
 use crate::clock::format_unix_micros;
 use crate::codec::{encode_headers, BodyContent};
 use crate::exchange::{Exchange, StoredBody};

@@ -5,7 +5,7 @@
 //!
 //! Pure: it looks at a parsed exchange and says what is wrong, if anything.
 
-use crate::exchange::{Exchange, Headers, StoredBody};
+use crate::exchange::{Direction, Exchange, Headers, StoredBody};
 
 /// Offsets past this (about 10 years of microseconds) are not a recorded session.
 pub(crate) const MAX_OFFSET_US: i64 = 10 * 366 * 24 * 3600 * 1_000_000;
@@ -35,7 +35,17 @@ pub(crate) fn exchange(ex: &Exchange<StoredBody>) -> Result<(), Problem> {
             format!("longer than {MAX_METHOD} bytes"),
         ));
     }
-    origin_form(&req.path, req.query.as_deref())?;
+    // graphtape records what it refused as it arrived: `CONNECT host:443` has no
+    // path, `OPTIONS *` has `*`. Such an exchange was never sent on, nor is replayed.
+    let refused = ex.target.is_none() && ex.error.is_some();
+    if refused {
+        refused_target(&req.path, req.query.as_deref())?;
+    } else {
+        // Replay sends notifications to their recorded path: one leading `/`. A bot's
+        // API paths are only ever matched, and `//x` is a path a real bot can send.
+        let one_slash = ex.direction == Direction::Callback;
+        origin_form(&req.path, req.query.as_deref(), one_slash)?;
+    }
     if !matches!(
         req.version.as_str(),
         "HTTP/0.9" | "HTTP/1.0" | "HTTP/1.1" | "HTTP/2.0" | "HTTP/3.0"
@@ -102,7 +112,7 @@ pub(crate) fn session_name(name: &str) -> Result<(), String> {
 /// A request target must be origin-form: it starts with one `/`, names no authority,
 /// and has no fragment, whitespace or control characters. Replay joins it to the
 /// bot's origin, so anything else could redirect a delivery elsewhere.
-pub(crate) fn origin_form(path: &str, query: Option<&str>) -> Result<(), Problem> {
+pub(crate) fn origin_form(path: &str, query: Option<&str>, one_slash: bool) -> Result<(), Problem> {
     let at_path = |why: String| (".request.path".to_string(), why);
     if !path.starts_with('/') {
         return Err(at_path(format!(
@@ -110,7 +120,7 @@ pub(crate) fn origin_form(path: &str, query: Option<&str>) -> Result<(), Problem
             shorten(path)
         )));
     }
-    if path.starts_with("//") {
+    if one_slash && path.starts_with("//") {
         return Err(at_path(format!(
             "{:?} is not origin-form: \"//\" would name a host",
             shorten(path)
@@ -143,6 +153,27 @@ pub(crate) fn origin_form(path: &str, query: Option<&str>) -> Result<(), Problem
     http::uri::PathAndQuery::try_from(target.as_str())
         .map(drop)
         .map_err(|e| at_path(format!("not a valid request target: {e}")))
+}
+
+/// What a refused request may have carried: any target of visible ASCII.
+fn refused_target(path: &str, query: Option<&str>) -> Result<(), Problem> {
+    if path.len() + query.map_or(0, str::len) > MAX_TARGET {
+        return Err((
+            ".request.path".into(),
+            format!("path and query longer than {MAX_TARGET} bytes"),
+        ));
+    }
+    if !path
+        .chars()
+        .chain(query.unwrap_or("").chars())
+        .all(|c| c.is_ascii_graphic())
+    {
+        return Err((
+            ".request.path".into(),
+            "a refused request's target holds only visible ASCII".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Visible ASCII other than `#` (a fragment never reaches a server): what a request
@@ -255,8 +286,12 @@ mod tests {
 
     #[test]
     fn origin_form_only() {
-        assert!(origin_form("/v1.0/communications/calls", Some("a=1&b=%20")).is_ok());
-        assert!(origin_form("/", None).is_ok());
+        assert!(origin_form("/v1.0/communications/calls", Some("a=1&b=%20"), true).is_ok());
+        assert!(origin_form("/", None, true).is_ok());
+        // Found by the round-trip property: a bot can send `//x`; only notification
+        // paths (which replay sends) need exactly one leading slash.
+        assert!(origin_form("//w.-qGQ", None, false).is_ok());
+        assert!(origin_form("//w.-qGQ", None, true).is_err());
         for (path, query, want) in [
             ("@127.0.0.1:18099/evil", None, "must start with"),
             ("//evil.example/x", None, "would name a host"),
@@ -269,7 +304,7 @@ mod tests {
             ("/é", None, "not allowed"),
             ("", None, "must start with"),
         ] {
-            let (_, why) = origin_form(path, query).unwrap_err();
+            let (_, why) = origin_form(path, query, true).unwrap_err();
             assert!(why.contains(want), "{path:?}: {why}");
         }
     }

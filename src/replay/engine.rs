@@ -43,6 +43,8 @@ pub struct Settings {
     /// Requests made in another order than recorded within a call fail the verdict
     /// (replay); explore matches order-insensitively within a call.
     pub request_order: bool,
+    /// Log each divergence as it happens (replay); explore reports them per run.
+    pub log_divergences: bool,
 }
 
 /// Everything the Graph side and the scheduler share.
@@ -59,7 +61,7 @@ pub struct Replay {
     /// Per API ordinal: when the bot made that request in this replay.
     arrivals: Vec<watch::Sender<Option<Instant>>>,
     /// Per API ordinal: its response has been handed to the connection.
-    responded: Vec<watch::Sender<bool>>,
+    responded: Vec<watch::Sender<Option<Instant>>>,
     /// Per notification position: delivered (or given up on), so held responses go.
     done: Vec<watch::Sender<bool>>,
     /// Counts API requests, so the end of the replay can wait for stragglers without
@@ -122,18 +124,10 @@ impl Replay {
         let requests = plan
             .api
             .iter()
-            .map(|&i| {
-                let r = &recorded[i].request;
-                RecordedRequest {
-                    method: r.method.clone(),
-                    path: r.path.clone(),
-                    query: r.query.clone(),
-                    body: r.body.bytes.clone(),
-                }
-            })
+            .map(|&i| RecordedRequest::from(&recorded[i]))
             .collect();
         let arrivals = plan.api.iter().map(|_| watch::channel(None).0).collect();
-        let responded = plan.api.iter().map(|_| watch::channel(false).0).collect();
+        let responded = plan.api.iter().map(|_| watch::channel(None).0).collect();
         let done = plan
             .notifications
             .iter()
@@ -224,15 +218,15 @@ impl Replay {
         }
     }
 
-    /// Waits until the response to recorded request `ordinal` has been sent; false
-    /// after `--wait`.
-    pub async fn response_sent(&self, ordinal: usize) -> bool {
-        let Some(tx) = self.responded.get(ordinal) else {
-            return false;
-        };
-        let mut rx = tx.subscribe();
-        let waited = tokio::time::timeout(self.settings.wait, rx.wait_for(|sent| *sent)).await;
-        matches!(waited, Ok(Ok(_)))
+    /// Waits until the response to recorded request `ordinal` has been sent, and says
+    /// when; None after `--wait`.
+    pub async fn response_sent(&self, ordinal: usize) -> Option<Instant> {
+        let mut rx = self.responded.get(ordinal)?.subscribe();
+        let waited = tokio::time::timeout(self.settings.wait, rx.wait_for(Option::is_some)).await;
+        match waited {
+            Ok(Ok(at)) => *at,
+            _ => None,
+        }
     }
 
     /// Marks notification `position` as finished with (delivered or given up).
@@ -252,11 +246,15 @@ impl Replay {
     pub fn substitute(&self, headers: &Headers, body: &[u8]) -> Bytes {
         let subs = self.subs.lock();
         let changed = subs.ok().and_then(|s| {
-            map_content(headers, body, |content| {
-                let learned = s.apply(content);
-                let source = learned.as_deref().unwrap_or(content);
-                self.ids.to_live(source).or(learned)
-            })
+            map_content(
+                crate::exchange::header(headers, "content-encoding"),
+                body,
+                |content| {
+                    let learned = s.apply(content);
+                    let source = learned.as_deref().unwrap_or(content);
+                    self.ids.to_live(source).or(learned)
+                },
+            )
         });
         match changed {
             Some(changed) => Bytes::from(changed),
@@ -294,9 +292,11 @@ impl Replay {
         self.ids.str_to_live(&path)
     }
 
-    /// Reports a divergence (and logs it as it happens).
+    /// Reports a divergence (logged at debug level as it happens; the report lists it).
     pub fn diverged(&self, d: Divergence) {
-        tracing::warn!(kind = d.kind, message = %d.message, "divergence");
+        if self.settings.log_divergences {
+            tracing::debug!(kind = d.kind, message = %d.message, "divergence");
+        }
         self.report(|r| r.diverged(d));
     }
 
@@ -324,7 +324,7 @@ impl Replay {
         // Handed to hyper, which writes it at once: notifications recorded after this
         // response may go now.
         if let Some(tx) = ordinal.and_then(|o| self.responded.get(o)) {
-            tx.send_replace(true);
+            tx.send_replace(Some(Instant::now()));
         }
         response
     }
@@ -339,11 +339,18 @@ impl Replay {
             .uri
             .query()
             .map(|q| self.ids.str_to_recorded(q));
+        // Matching and learning read the content: a bot may gzip its request bodies.
+        let encoding = inbound
+            .parts
+            .headers
+            .get(http::header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok());
+        let content = crate::content_encoding::content(encoding, &inbound.body);
         let body = self
             .ids
-            .to_recorded(&inbound.body)
+            .to_recorded(&content)
             .map(Bytes::from)
-            .unwrap_or_else(|| inbound.body.clone());
+            .unwrap_or_else(|| Bytes::copy_from_slice(&content));
         let live = LiveRequest {
             method: inbound.parts.method.as_str(),
             path: &path,
@@ -360,12 +367,12 @@ impl Replay {
                 let recorded = &self.recorded[self.plan.api[ordinal]];
                 if let Ok(mut subs) = self.subs.lock() {
                     subs.learn(
-                        &recorded.request.body.bytes,
+                        &recorded.request.content(),
                         &body,
                         &self.settings.learn_keys,
                     );
                 }
-                self.learn_callback_url(&recorded.request.body.bytes, &body);
+                self.learn_callback_url(&recorded.request.content(), &body);
                 let call = self.plan.api_calls[ordinal].clone();
                 self.report(|r| r.matched(&call, ordinal));
                 if let Some(tx) = self.arrivals.get(ordinal) {

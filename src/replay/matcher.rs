@@ -58,6 +58,7 @@ pub struct LiveRequest<'a> {
     pub path: &'a str,
     /// Raw query string without `?`.
     pub query: Option<&'a str>,
+    /// The body's content (decoded if it was sent encoded).
     pub body: &'a [u8],
 }
 
@@ -73,13 +74,14 @@ pub struct RecordedRequest {
 
 impl From<&Exchange<StoredBody>> for RecordedRequest {
     /// The request as the bot sent it (not `forwarded_body`: the replayed bot sends
-    /// its own callback URL again, not graphtape's rewritten one).
+    /// its own callback URL again, not graphtape's rewritten one), its body decoded
+    /// when it was sent gzip- or deflate-encoded.
     fn from(ex: &Exchange<StoredBody>) -> Self {
         RecordedRequest {
             method: ex.request.method.clone(),
             path: ex.request.path.clone(),
             query: ex.request.query.clone(),
-            body: ex.request.body.bytes.clone(),
+            body: ex.request.content().into_owned(),
         }
     }
 }
@@ -257,7 +259,7 @@ impl Shape {
 
 impl Body {
     fn new(bytes: &[u8], rules: &MatchRules) -> Body {
-        let unmarked = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let unmarked = crate::jsonscan::strip_bom(bytes);
         match serde_json::from_slice::<Value>(unmarked) {
             Ok(mut value) => {
                 strip_keys(&mut value, rules);
@@ -301,41 +303,14 @@ fn query_pairs(query: &str) -> Vec<(String, String)> {
             let value = if crate::redact::is_secret_param(key.as_bytes()) {
                 "(credential)".to_string()
             } else {
-                percent_decode(value)
+                // Form decoding: `+` is a space.
+                crate::percent::decode_lossy(value, true).into_owned()
             };
-            (percent_decode(key), value)
+            (crate::percent::decode_lossy(key, true).into_owned(), value)
         })
         .collect();
     pairs.sort();
     pairs
-}
-
-/// Form decoding: `+` is a space, `%XX` a byte; malformed escapes stay literal and
-/// invalid UTF-8 is replaced, since a bot may send anything.
-fn percent_decode(text: &str) -> String {
-    let mut out = Vec::with_capacity(text.len());
-    let mut rest = text.as_bytes();
-    while let Some((&first, tail)) = rest.split_first() {
-        if let [b'%', hi, lo, after @ ..] = rest {
-            if let Some((hi, lo)) = hex_digit(*hi).zip(hex_digit(*lo)) {
-                out.push(hi << 4 | lo);
-                rest = after;
-                continue;
-            }
-        }
-        out.push(if first == b'+' { b' ' } else { first });
-        rest = tail;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// Every difference, uncapped, in the order method, path, query, body.
@@ -784,6 +759,20 @@ mod tests {
                 r#"{"callbackUri":"https://bot"}"#
             )
         );
+        // A gzip-sending bot (Kiota's compression handler): matched on the content.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, br#"{"callbackUri":"https://bot","a":1}"#).unwrap();
+        let mut gzipped = ex.clone();
+        gzipped.request.headers = vec![("content-encoding".into(), b"gzip".to_vec())];
+        gzipped.request.body = StoredBody::capture(&gz.finish().unwrap(), usize::MAX);
+        let mut m = Matcher::new(vec![RecordedRequest::from(&gzipped)], MatchRules::default());
+        let live = LiveRequest {
+            method: "POST",
+            path: "/v1.0/communications/calls",
+            query: Some("a=1"),
+            body: br#"{"a":1,"callbackUri":"https://live-bot"}"#,
+        };
+        assert_eq!(m.take(&live), MatchOutcome::Matched(0));
     }
 
     #[test]
@@ -805,5 +794,79 @@ mod tests {
             let _ = m.take(&live(s, s, None, s));
         }
         let _ = m.missing();
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::proptest_support::{json_object, near_json, spell};
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn no_input_panics(
+            recorded in prop::collection::vec((any::<String>(), any::<String>(), prop::option::of(any::<String>()), near_json()), 0..4),
+            live in (any::<String>(), any::<String>(), prop::option::of(any::<String>()), near_json()),
+        ) {
+            let recorded: Vec<RecordedRequest> = recorded
+                .into_iter()
+                .map(|(method, path, query, body)| RecordedRequest { method, path, query, body })
+                .collect();
+            let mut m = Matcher::new(recorded.clone(), MatchRules::default());
+            let live = LiveRequest { method: &live.0, path: &live.1, query: live.2.as_deref(), body: &live.3 };
+            let _ = m.take(&live);
+            let _ = m.take(&live);
+            for r in &recorded {
+                let _ = differences(r, &live, &MatchRules::default());
+            }
+        }
+
+        /// A request matches its recording however the bot spells it this time: method
+        /// case, id case and dashes, query order, JSON layout and escapes, and the
+        /// values that change per run (callbackUri, clientContext, credentials).
+        #[test]
+        fn a_request_matches_its_recording_in_any_spelling(
+            body in json_object(),
+            style in any::<u64>(),
+            other_style in any::<u64>(),
+            query in prop::collection::vec(("[a-z]{1,4}", "[a-z0-9]{0,4}"), 0..4),
+            rotate in any::<usize>(),
+            live_context in "[a-z0-9-]{1,12}",
+        ) {
+            let path = "/v1.0/communications/calls/57dab8b1-894c-409a-b240-bd8beae78896/participants/invite";
+            let live_path = "/beta/app/calls/57DAB8B1894C409AB240BD8BEAE78896/Participants/microsoft.graph.invite";
+            let pairs: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let mut shuffled = pairs.clone();
+            if !shuffled.is_empty() {
+                let n = rotate % shuffled.len();
+                shuffled.rotate_left(n);
+            }
+            let mut recorded_body = body.clone();
+            recorded_body["clientContext"] = "recorded-context".into();
+            recorded_body["callbackUri"] = "https://old-tunnel.example/api/calls".into();
+            recorded_body["token"] = "graphtape-redacted:0123456789ab".into();
+            let mut live_body = body;
+            live_body["clientContext"] = live_context.into();
+            live_body["callbackUri"] = "https://new-tunnel.example/api/calls".into();
+            live_body["token"] = "a-real-token".into();
+            let recorded = RecordedRequest {
+                method: "POST".into(),
+                path: path.into(),
+                query: (!pairs.is_empty()).then(|| pairs.join("&")),
+                body: spell(&recorded_body, style),
+            };
+            let live_body = spell(&live_body, other_style);
+            let live_query = shuffled.join("&");
+            let live = LiveRequest {
+                method: "post",
+                path: live_path,
+                query: (!shuffled.is_empty()).then_some(live_query.as_str()),
+                body: &live_body,
+            };
+            let mut m = Matcher::new(vec![recorded], MatchRules::default());
+            prop_assert_eq!(m.take(&live), MatchOutcome::Matched(0));
+            prop_assert_eq!(m.take(&live), MatchOutcome::Extra(0));
+        }
     }
 }

@@ -3,11 +3,12 @@
 //! bot behaved differently.
 
 pub mod auth;
-pub mod diff;
 pub mod engine;
 pub mod ids;
+pub mod junit;
 pub mod matcher;
 pub mod plan;
+pub mod progress;
 pub mod report;
 pub mod scheduler;
 pub mod substitute;

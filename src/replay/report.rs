@@ -209,10 +209,16 @@ impl Report {
             ));
         }
         let t = &self.timing_error;
-        out.push_str(&format!(
-            "timing error over {} notifications: median {:.0} us, p99 {:.0} us, max {:.0} us\n",
-            t.count, t.median_us, t.p99_us, t.max_us
-        ));
+        // Nothing delivered, nothing timed: no line rather than a row of zeros.
+        if t.count > 0 {
+            out.push_str(&format!(
+                "timing error over {}: median {:.0} us, p99 {:.0} us, max {:.0} us\n",
+                crate::plural::count(t.count as u64, "notification"),
+                t.median_us,
+                t.p99_us,
+                t.max_us
+            ));
+        }
         out
     }
 }
@@ -220,6 +226,21 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_timing_line_appears_only_when_something_was_timed() {
+        let mut one = ReportBuilder::default();
+        one.delivered(&Some("abc".to_string()), 120.0);
+        let text = one.finish("s", "s-replay-1", 0, 1, true).render();
+        assert!(
+            text.contains("timing error over 1 notification: median"),
+            "{text}"
+        );
+        let none = ReportBuilder::default()
+            .finish("s", "s-replay-1", 1, 0, true)
+            .render();
+        assert!(!none.contains("timing error"), "{none}");
+    }
 
     #[test]
     fn a_clean_run_passes_and_a_divergence_fails_naming_the_call() {

@@ -1,7 +1,6 @@
 //! The notification side of a replay: re-sends the recorded notifications to the bot,
 //! one at a time in recorded order, each released by its cause and the recorded gap.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use tokio::time::Instant;
 use super::auth::{claims_of, CallbackAuth};
 use super::engine::Replay;
 use super::plan::{Anchor, PlannedNotification};
+use super::progress::Progress;
 use super::report::Divergence;
 use crate::config::Upstream;
 use crate::exchange::{
@@ -42,15 +42,24 @@ impl Pace {
     }
 }
 
+/// Under `--fast` in explore (and `replay --schedule`), the least time between a
+/// response and a notification recorded after it: a bot needs a moment to read a
+/// response, and Graph's own gaps are tens of milliseconds.
+pub const RESPONSE_GRACE: Duration = Duration::from_millis(10);
+
 /// Where and how notifications are delivered.
 pub struct Delivery {
     pub bot: Upstream,
     pub forwarder: Forwarder,
     pub pace: Pace,
-    /// Show a live progress line (stderr is a terminal).
-    pub progress: bool,
+    /// Where progress is kept for display, if it is shown.
+    pub progress: Option<Arc<Progress>>,
     /// Deliver again, as Graph does, when the bot answers 5xx or not in time.
     pub retry: bool,
+    /// Least time between a response and a notification that must come after it:
+    /// under `--fast` the bot could otherwise get the notification before it has read
+    /// the response, an order the recording did not show (explore; zero in replay).
+    pub response_grace: Duration,
 }
 
 /// Delivers every planned notification; returns when all are delivered or given up,
@@ -62,9 +71,11 @@ pub async fn deliver_all(
     start: Instant,
     mut stop: watch::Receiver<bool>,
 ) {
-    let total = replay.plan.notifications.len();
     let mut missing_causes: Vec<usize> = Vec::new();
     for (position, planned) in replay.plan.notifications.iter().enumerate() {
+        if let Some(p) = &delivery.progress {
+            p.waiting_for_cause();
+        }
         let due = tokio::select! {
             due = due_time(&replay, &delivery, planned, start, &mut missing_causes) => due,
             _ = stop.wait_for(|stopped| *stopped) => break,
@@ -74,19 +85,15 @@ pub async fn deliver_all(
             None => undelivered(&replay, position),
         }
         replay.finished(position);
-        if delivery.progress {
-            let call = planned.call.as_deref().unwrap_or("-");
-            eprint!(
-                "\rreplay: {}/{total} notifications, {} requests pending, call {call}   ",
-                position + 1,
-                replay.missing().len()
-            );
-            let _ = std::io::stderr().flush();
+        if let Some(p) = &delivery.progress {
+            p.sent(position + 1, recorded_offset(&replay, planned));
         }
     }
-    if delivery.progress && total > 0 {
-        eprintln!();
-    }
+}
+
+/// When the notification happened in the recording.
+fn recorded_offset(replay: &Replay, planned: &PlannedNotification) -> i64 {
+    replay.recorded[planned.index].timing.request_start_us
 }
 
 /// Waits until a notification is due: its cause made (and answered, if it was recorded
@@ -98,6 +105,7 @@ async fn due_time(
     start: Instant,
     missing_causes: &mut Vec<usize>,
 ) -> Option<Instant> {
+    let mut not_before = None;
     let anchor = match planned.anchor {
         Anchor::Start => start,
         Anchor::Cause(ordinal) if missing_causes.contains(&ordinal) => return None,
@@ -107,8 +115,11 @@ async fn due_time(
                 return None;
             };
             if planned.after_response {
-                // Recorded after its cause's response: do not overtake it.
-                replay.response_sent(ordinal).await;
+                // Recorded after its cause's response: do not overtake it, and leave
+                // the bot the grace to read it.
+                if let Some(sent) = replay.response_sent(ordinal).await {
+                    not_before = Some(sent + delivery.response_grace);
+                }
             }
             arrived
         }
@@ -117,6 +128,10 @@ async fn due_time(
     // pace: lateness is the point of it.
     let due =
         anchor + delivery.pace.scale(planned.gap_us) + Duration::from_micros(planned.delay_us);
+    let due = not_before.map_or(due, |n| due.max(n));
+    if let Some(p) = &delivery.progress {
+        p.due(due, recorded_offset(replay, planned));
+    }
     sleep_precisely(due).await;
     Some(due)
 }
@@ -330,6 +345,30 @@ fn outgoing_headers(replay: &Replay, recorded: &Exchange<StoredBody>, len: usize
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever path a recording or a bot gives, a delivery goes to the bot's
+        /// origin or nowhere; and every path the importer accepts is deliverable.
+        #[test]
+        fn deliveries_never_leave_the_bots_origin(path in any::<String>(), tail in "[ -~]{0,20}") {
+            let bot = Upstream::parse("http://127.0.0.1:3978/hook").unwrap();
+            for candidate in [path.clone(), format!("/{tail}"), format!("@{tail}"), format!("//{tail}")] {
+                if let Ok(uri) = delivery_target(&bot, &candidate) {
+                    prop_assert_eq!(uri.authority().map(|a| a.as_str()), Some("127.0.0.1:3978"));
+                    prop_assert_eq!(uri.scheme_str(), Some("http"));
+                    prop_assert!(uri.path().starts_with("/hook/"));
+                }
+                let (p, q) = match candidate.split_once('?') {
+                    Some((p, q)) => (p, Some(q)),
+                    None => (candidate.as_str(), None),
+                };
+                if crate::recording::origin_form(p, q, true).is_ok() {
+                    prop_assert!(delivery_target(&bot, &candidate).is_ok(), "{}", candidate);
+                }
+            }
+        }
+    }
 
     #[test]
     fn deliveries_stay_at_the_bots_origin() {

@@ -55,15 +55,21 @@ impl Substitutions {
         if self.pairs.is_empty() {
             return None;
         }
-        serde_json::from_slice::<serde::de::IgnoredAny>(strip_bom(body)).ok()?;
-        let replacements: Vec<(Range<usize>, Vec<u8>)> = value_strings(body)?
-            .into_iter()
-            .filter_map(|range| {
-                let text: String = serde_json::from_slice(body.get(range.clone())?).ok()?;
-                let (_, live) = self.pairs.iter().find(|(recorded, _)| *recorded == text)?;
-                Some((range, jsonscan::literal(live)))
-            })
-            .collect();
+        let json = jsonscan::strip_bom(body);
+        let offset = body.len() - json.len();
+        let mut replacements: Vec<(Range<usize>, Vec<u8>)> = Vec::new();
+        jsonscan::walk(json, |_, event| {
+            if let jsonscan::Event::Str(s) = event {
+                if let Some((_, live)) = self.pairs.iter().find(|(recorded, _)| s.is(recorded)) {
+                    let range = s.range();
+                    replacements.push((
+                        range.start + offset..range.end + offset,
+                        jsonscan::literal(live),
+                    ));
+                }
+            }
+        })
+        .ok()?;
         if replacements.is_empty() {
             return None;
         }
@@ -76,12 +82,8 @@ pub fn default_learn_keys() -> Vec<String> {
     vec!["clientContext".to_owned()]
 }
 
-fn strip_bom(body: &[u8]) -> &[u8] {
-    body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
-}
-
 fn parse(body: &[u8]) -> Option<Value> {
-    serde_json::from_slice(strip_bom(body)).ok()
+    serde_json::from_slice(jsonscan::strip_bom(body)).ok()
 }
 
 /// Collects `(recorded, live)` string values of the wanted keys found at the same
@@ -114,52 +116,6 @@ fn paired_strings(
         }
         _ => {}
     }
-}
-
-/// Per open container: whether the next string in it is an object key.
-struct Frame {
-    is_object: bool,
-    expect_key: bool,
-}
-
-/// Byte ranges (quotes included) of every string literal that is a value (an object
-/// member's value or an array item, or the whole document), in order. Iterative, so
-/// nesting depth cannot overflow the stack; `None` on unbalanced input (callers
-/// validate first).
-fn value_strings(json: &[u8]) -> Option<Vec<Range<usize>>> {
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut found = Vec::new();
-    let mut i = 0;
-    while let Some(&b) = json.get(i) {
-        match b {
-            b'{' | b'[' => stack.push(Frame {
-                is_object: b == b'{',
-                expect_key: b == b'{',
-            }),
-            b'}' | b']' => {
-                stack.pop()?;
-            }
-            b',' => {
-                if let Some(frame) = stack.last_mut() {
-                    frame.expect_key = frame.is_object;
-                }
-            }
-            b'"' => {
-                let end = crate::jsonscan::string_end(json, i)?;
-                match stack.last_mut() {
-                    Some(frame) if frame.expect_key => frame.expect_key = false,
-                    _ => found.push(i..end),
-                }
-                i = end;
-                continue;
-            }
-            // ':', whitespace, a BOM and the bytes of numbers, true, false and null
-            // carry no structure the scan needs.
-            _ => {}
-        }
-        i += 1;
-    }
-    stack.is_empty().then_some(found)
 }
 
 #[cfg(test)]
@@ -323,10 +279,63 @@ mod tests {
             for start in 0..=end.min(4) {
                 let part = &bytes[start..end];
                 let _ = subs.apply(part);
-                let _ = value_strings(part);
                 Substitutions::default().learn(part, bytes, &default_learn_keys());
             }
         }
         assert!(subs.apply(bytes).is_some());
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::proptest_support::{json_value, near_json, spell};
+    use proptest::prelude::*;
+
+    fn substituted(value: &Value, from: &str, to: &str) -> Value {
+        match value {
+            Value::String(s) if s == from => Value::String(to.to_string()),
+            Value::Array(items) => {
+                Value::Array(items.iter().map(|v| substituted(v, from, to)).collect())
+            }
+            Value::Object(members) => Value::Object(
+                members
+                    .iter()
+                    .map(|(k, v)| (k.clone(), substituted(v, from, to)))
+                    .collect(),
+            ),
+            v => v.clone(),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn no_input_panics(a in near_json(), b in near_json()) {
+            let mut subs = Substitutions::default();
+            subs.learn(&a, &b, &default_learn_keys());
+            subs.learn(br#"{"clientContext":"r"}"#, br#"{"clientContext":"l"}"#, &default_learn_keys());
+            let _ = subs.apply(&a);
+            let _ = subs.apply(&b);
+        }
+
+        /// Every string value equal to the recorded one, and nothing else, becomes the
+        /// live one, however the document is spelled.
+        #[test]
+        fn substitution_replaces_whole_string_values(
+            value in json_value(),
+            style in any::<u64>(),
+            recorded in "[a-z0-9-]{1,8}",
+            live in "[ -~]{0,8}",
+        ) {
+            prop_assume!(recorded != live);
+            let mut subs = Substitutions::default();
+            let body = |ctx: &str| serde_json::to_vec(&serde_json::json!({"clientContext": ctx})).unwrap();
+            subs.learn(&body(&recorded), &body(&live), &default_learn_keys());
+            let doc = serde_json::json!([value, recorded.clone(), {"k": recorded.clone()}]);
+            let spelled = spell(&doc, style);
+            let out = subs.apply(&spelled).expect("the recorded value occurs");
+            let parsed: Value = serde_json::from_slice(&out).unwrap();
+            prop_assert_eq!(parsed, substituted(&doc, &recorded, &live));
+        }
     }
 }

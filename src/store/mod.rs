@@ -22,7 +22,7 @@ pub use routes::{insert_route, load_routes};
 pub use sessions::{
     create_session, find_session, list_sessions, unused_name, SessionInfo, SessionSummary,
 };
-pub use writer::{spawn_writer, Recorder, StoreHealth, WriterHandle};
+pub use writer::{spawn_writer, spawn_writer_sanitized, Recorder, StoreHealth, WriterHandle};
 
 use std::path::PathBuf;
 
@@ -59,7 +59,7 @@ pub enum StoreError {
     },
     #[error("session {name:?} already exists in this database; choose another name")]
     SessionExists { name: String },
-    #[error("no session {name:?} in this database{}", known_sessions(.known))]
+    #[error("no session {name:?} in this database{}", suggest(.name, .known))]
     SessionNotFound { name: String, known: Vec<String> },
     #[error("session {name:?} is being recorded by a running graphtape; stop it first")]
     Recording { name: String },
@@ -74,10 +74,63 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
 }
 
-fn known_sessions(known: &[String]) -> String {
+/// The nearest names ("did you mean"), not every session: a database may hold hundreds.
+fn suggest(name: &str, known: &[String]) -> String {
     if known.is_empty() {
-        " (it has no sessions)".to_string()
-    } else {
-        format!(" (sessions: {})", known.join(", "))
+        return " (it has no sessions)".to_string();
+    }
+    let near = nearest(name, known);
+    let quoted: Vec<String> = near.iter().map(|n| format!("{n:?}")).collect();
+    match quoted.as_slice() {
+        [] => format!(
+            " (it has {}; `graphtape sessions` lists them)",
+            crate::plural::count(known.len() as u64, "session")
+        ),
+        [one] => format!("; did you mean {one}?"),
+        many => format!("; did you mean one of {}?", many.join(", ")),
+    }
+}
+
+/// Up to three names close to `name` (edit distance, ignoring case; or one containing
+/// the other), closest first.
+fn nearest<'a>(name: &str, known: &'a [String]) -> Vec<&'a str> {
+    let wanted = name.to_lowercase();
+    let limit = (wanted.chars().count() / 3).max(2);
+    let mut scored: Vec<(usize, &str)> = known
+        .iter()
+        .filter_map(|k| {
+            let lower = k.to_lowercase();
+            let d = strsim::levenshtein(&wanted, &lower);
+            let contains = lower.contains(&wanted) || wanted.contains(&lower);
+            (d <= limit || contains).then_some((d, k.as_str()))
+        })
+        .collect();
+    scored.sort();
+    scored.into_iter().take(3).map(|(_, k)| k).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_sessions_suggest_the_nearest_names() {
+        let known: Vec<String> = ["demo", "demo-2", "incoming-call", "rec-20261201-101500"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(suggest("dmo", &known), "; did you mean \"demo\"?");
+        assert_eq!(
+            suggest("Incoming", &known),
+            "; did you mean \"incoming-call\"?"
+        );
+        assert_eq!(
+            suggest("demo-3", &known),
+            "; did you mean one of \"demo-2\", \"demo\"?"
+        );
+        assert_eq!(
+            suggest("zzzzzz", &known),
+            " (it has 4 sessions; `graphtape sessions` lists them)"
+        );
+        assert_eq!(suggest("x", &[]), " (it has no sessions)");
     }
 }

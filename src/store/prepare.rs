@@ -31,7 +31,10 @@ pub fn prepare(ex: Captured, redactor: &Redactor, max_body: usize) -> Exchange<S
         .uri
         .query()
         .map(|q| redactor.query(q).unwrap_or_else(|| q.to_string()));
-    let target = target.map(|t| redact_url(redactor, t.to_string()));
+    let target = target.map(|t| {
+        let t = t.to_string();
+        redactor.url(&t).unwrap_or(t)
+    });
     let forwarded_body = forwarded_body.map(|b| body(redactor, &request_headers, &b, max_body));
     let request = RequestRecord {
         body: body(redactor, &request_headers, &request.body, max_body),
@@ -62,17 +65,6 @@ pub fn prepare(ex: Captured, redactor: &Redactor, max_body: usize) -> Exchange<S
     }
 }
 
-/// A URL with its query's secrets redacted.
-fn redact_url(redactor: &Redactor, url: String) -> String {
-    match url.split_once('?') {
-        Some((base, query)) => match redactor.query(query) {
-            Some(redacted) => format!("{base}?{redacted}"),
-            None => url,
-        },
-        None => url,
-    }
-}
-
 fn headers(redactor: &Redactor, headers: Headers) -> Headers {
     headers
         .into_iter()
@@ -94,7 +86,9 @@ fn body(
 ) -> StoredBody {
     let raw: &[u8] = &captured.bytes;
     let content_type = header(headers, "content-type");
-    let redacted = map_content(headers, raw, |content| redactor.body(content_type, content));
+    let redacted = map_content(header(headers, "content-encoding"), raw, |content| {
+        redactor.body(content_type, content)
+    });
     match captured.sha256 {
         None => StoredBody::capture(redacted.as_deref().unwrap_or(raw), max_body),
         Some(digest) => {

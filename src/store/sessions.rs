@@ -164,7 +164,7 @@ mod tests {
         let err = find_session(&conn, "b").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "no session \"b\" in this database (sessions: a)"
+            "no session \"b\" in this database; did you mean \"a\"?"
         );
         let all = list_sessions(&conn).unwrap();
         assert_eq!(all.len(), 1);

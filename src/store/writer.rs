@@ -16,6 +16,7 @@ use super::{insert_exchange, insert_route, prepare, StoreError};
 use crate::exchange::Captured;
 use crate::proxy::NewRoute;
 use crate::redact::Redactor;
+use crate::sanitize::Sanitizer;
 
 /// How many captured exchanges may wait for the writer before the proxy waits.
 const QUEUE: usize = 4096;
@@ -134,6 +135,18 @@ pub fn spawn_writer(
     redactor: Redactor,
     max_body: usize,
 ) -> (Recorder, WriterHandle) {
+    spawn_writer_sanitized(conn, session_id, redactor, max_body, None)
+}
+
+/// Like [`spawn_writer`], with personal data sanitised (after credential redaction)
+/// before anything is stored.
+pub fn spawn_writer_sanitized(
+    conn: Connection,
+    session_id: i64,
+    redactor: Redactor,
+    max_body: usize,
+    sanitizer: Option<Sanitizer>,
+) -> (Recorder, WriterHandle) {
     let (tx, rx) = mpsc::channel(QUEUE);
     let health = Arc::new(StoreHealth::default());
     let recorder = Recorder {
@@ -145,6 +158,7 @@ pub fn spawn_writer(
         session_id,
         redactor,
         max_body,
+        sanitizer,
         health,
     };
     let thread = std::thread::Builder::new()
@@ -163,6 +177,8 @@ struct Writer {
     session_id: i64,
     redactor: Redactor,
     max_body: usize,
+    /// Learns ids as exchanges pass, hence owned by this thread.
+    sanitizer: Option<Sanitizer>,
     health: Arc<StoreHealth>,
 }
 
@@ -215,7 +231,13 @@ impl Writer {
         }
         let rows: Vec<_> = batch
             .into_iter()
-            .map(|ex| prepare(ex, &self.redactor, self.max_body))
+            .map(|ex| {
+                let row = prepare(ex, &self.redactor, self.max_body);
+                match self.sanitizer.as_mut() {
+                    Some(sanitizer) => sanitizer.apply(row),
+                    None => row,
+                }
+            })
             .collect();
         let all = (|| -> Result<(), StoreError> {
             let tx = self.conn.transaction()?;

@@ -8,9 +8,9 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::exchange::{Exchange, StoredBody};
+use crate::inspect::diff::diff;
 use crate::inspect::model::{self, ViewModel};
 use crate::inspect::{check, Finding};
-use crate::replay::diff::diff;
 use crate::store::{self, SessionInfo, StoreError};
 
 /// `PRAGMA application_id` of a graphtape database ("GTAP").

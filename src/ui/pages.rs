@@ -6,8 +6,8 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use crate::clock::format_unix_micros;
+use crate::inspect::diff::DiffLine;
 use crate::inspect::html::escape;
-use crate::replay::diff::DiffLine;
 use crate::store::SessionSummary;
 
 const CSS: &str = include_str!("../inspect/html/page.css");

@@ -11,10 +11,10 @@ use serde_json::json;
 
 use super::data::{load_session, open_read_only, session_model, stamp};
 use super::pages;
-use crate::graph::percent_decode;
+use crate::inspect::diff::diff;
 use crate::inspect::html::live_page;
+use crate::percent::decode_lossy;
 use crate::proxy::reply::Body;
-use crate::replay::diff::diff;
 use crate::store::{list_sessions, StoreError};
 
 /// Answers one request; database work runs on the blocking pool.
@@ -39,7 +39,7 @@ fn route(db: &Path, path: &str, query: &str) -> Response<Body> {
     let segments: Vec<String> = path
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(percent_decode)
+        .map(|s| decode_lossy(s, false).into_owned())
         .collect();
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let result = match segs.as_slice() {
@@ -126,7 +126,7 @@ fn pair(query: &str) -> (String, String) {
             .split('&')
             .filter_map(|kv| kv.split_once('='))
             .find(|(k, _)| *k == key)
-            .map(|(_, v)| percent_decode(&v.replace('+', " ")))
+            .map(|(_, v)| decode_lossy(v, true).into_owned())
             .unwrap_or_default()
     };
     (get("a"), get("b"))

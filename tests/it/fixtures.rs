@@ -22,7 +22,7 @@ fn rosters_of_both() -> Vec<u8> {
     .unwrap()
 }
 
-async fn hang_up(bot: &Bot, call: &str) {
+pub async fn hang_up(bot: &Bot, call: &str) {
     let path = format!("/v1.0/communications/calls/{}", dashed(call));
     assert_eq!(bot.graph("DELETE", &path, b"").await.0, 204);
 }
@@ -30,28 +30,31 @@ async fn hang_up(bot: &Bot, call: &str) {
 /// Records session `multi`: an incoming call is answered, the bot joins a meeting while
 /// it is up, Graph posts one batch about both calls, then both are hung up.
 pub async fn record_two_calls(db: &Path) {
+    record_two_calls_as(db, "multi", &[]).await
+}
+
+/// Like [`record_two_calls`], as session `name` with more `record` flags.
+pub async fn record_two_calls_as(db: &Path, name: &str, extra: &[&str]) {
     let sim = GraphSim::new(None);
     let graph = FakePeer::start(sim.handler()).await;
     let bot = Bot::start(Script::default()).await;
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let public = format!("http://127.0.0.1:{port}");
-    let gt = Graphtape::record(
-        db,
-        &[
-            "--upstream",
-            &graph.url,
-            "--session",
-            "multi",
-            "--callback-listen",
-            &listen,
-            "--public-url",
-            &public,
-            "--bot-url",
-            &bot.peer.url,
-        ],
-    )
-    .await;
+    let mut args = vec![
+        "--upstream",
+        &graph.url,
+        "--session",
+        name,
+        "--callback-listen",
+        &listen,
+        "--public-url",
+        &public,
+        "--bot-url",
+        &bot.peer.url,
+    ];
+    args.extend(extra);
+    let gt = Graphtape::record(db, &args).await;
     bot.use_api(&gt.api);
     let callback = format!("{}{BOT_PATH}", gt.callback.clone().unwrap());
     assert_eq!(sim.notify(&callback, incoming_call()).await.status, 202);
@@ -149,6 +152,11 @@ async fn a_call_cut_from_concurrent_calls_replays_cleanly_to_a_one_call_bot() {
     assert_eq!(again, text, "export after import gives the same file");
     let diff = run_ok(&["diff", "--db", db2_arg, cut_arg, "multi-cut"]);
     assert!(diff.contains("no differences"), "{diff}");
+    // Two files need no database at all.
+    let nowhere = dir.path().join("none.db");
+    let diff = run_ok(&["diff", "--db", nowhere.to_str().unwrap(), cut_arg, cut_arg]);
+    assert!(diff.contains("no differences"), "{diff}");
+    assert!(!nowhere.exists());
 
     // A bot that knows only this call: it answers it, and hangs up after the batch.
     let bot = Bot::start(Script::default()).await;

@@ -33,6 +33,8 @@ pub struct Graphtape {
     pub callback: Option<String>,
     /// The self-signed certificate's PEM path, when `--tls-self-signed` was given.
     pub cert: Option<std::path::PathBuf>,
+    /// The inspector's URL, when `--ui` was given.
+    pub ui: Option<String>,
     /// Everything written to stderr so far; the sender side closes at EOF.
     stderr: tokio::sync::watch::Receiver<(String, bool)>,
 }
@@ -83,7 +85,8 @@ impl Graphtape {
         });
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let wants_callback = args.contains(&"--callback-listen");
-        let (mut api, mut callback, mut cert) = (None, None, None);
+        let wants_ui = args.contains(&"--ui");
+        let (mut api, mut callback, mut cert, mut ui) = (None, None, None, None);
         tokio::time::timeout(DEADLINE, async {
             while let Some(line) = lines.next_line().await.unwrap() {
                 if let Some(url) = line.strip_prefix("listening api=") {
@@ -92,8 +95,13 @@ impl Graphtape {
                     callback = Some(url.to_string());
                 } else if let Some(path) = line.strip_prefix("tls cert=") {
                     cert = Some(std::path::PathBuf::from(path));
+                } else if let Some(url) = line.strip_prefix("listening ui=") {
+                    ui = Some(url.to_string());
                 }
-                if api.is_some() && (callback.is_some() || !wants_callback) {
+                if api.is_some()
+                    && (callback.is_some() || !wants_callback)
+                    && (ui.is_some() || !wants_ui)
+                {
                     return;
                 }
             }
@@ -109,6 +117,7 @@ impl Graphtape {
             api,
             callback,
             cert,
+            ui,
             stderr,
         }
     }
@@ -208,7 +217,12 @@ where
 impl FakePeer {
     /// Plain HTTP.
     pub async fn start(handler: Handler) -> FakePeer {
-        Self::start_inner(handler, None).await
+        Self::start_inner(handler, None, "127.0.0.1:0").await
+    }
+
+    /// Plain HTTP on a given address (a bot whose URL is fixed up front).
+    pub async fn start_at(handler: Handler, addr: &str) -> FakePeer {
+        Self::start_inner(handler, None, addr).await
     }
 
     /// HTTPS with the given server config.
@@ -216,12 +230,17 @@ impl FakePeer {
         Self::start_inner(
             handler,
             Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls))),
+            "127.0.0.1:0",
         )
         .await
     }
 
-    async fn start_inner(handler: Handler, tls: Option<tokio_rustls::TlsAcceptor>) -> FakePeer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    async fn start_inner(
+        handler: Handler,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        bind: &str,
+    ) -> FakePeer {
+        let listener = TcpListener::bind(bind).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (count_tx, count) = tokio::sync::watch::channel(0usize);

@@ -75,7 +75,7 @@ pub(super) fn bot_rejected(s: &Session<'_>, _: &CheckOptions) -> Vec<Hit> {
 /// Graph (or the way to it) failing an API request.
 pub(super) fn graph_errors(s: &Session<'_>, _: &CheckOptions) -> Vec<Hit> {
     let mut out = Vec::new();
-    for api in s.api() {
+    for (api, facts) in s.api() {
         let status = api.response.as_ref().map(|r| r.status);
         let severity = match (status, &api.error) {
             (_, Some(_)) | (None, None) => Severity::Error,
@@ -98,12 +98,7 @@ pub(super) fn graph_errors(s: &Session<'_>, _: &CheckOptions) -> Vec<Hit> {
         if let Some(error) = &api.error {
             message.push_str(&format!(": {error}"));
         }
-        out.push(hit(
-            severity,
-            view::api_ids(api).call.as_ref(),
-            &[api.seq],
-            message,
-        ));
+        out.push(hit(severity, facts.ids.call.as_ref(), &[api.seq], message));
     }
     out
 }

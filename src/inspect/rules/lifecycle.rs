@@ -2,6 +2,8 @@
 //! (`call-not-terminated`, `call-without-end`) and the answer deadline
 //! (`answer-too-late`).
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use super::{hit, CheckOptions, Hit, Session, Severity};
@@ -31,11 +33,11 @@ struct CallTrack<'n> {
 
 /// The calls of the session in order of first appearance.
 fn call_tracks<'n>(s: &'n Session<'_>) -> Vec<CallTrack<'n>> {
-    let mut tracks: Vec<CallTrack<'n>> = Vec::new();
-    for (ex, notes) in s.exchanges.iter().zip(&s.notes) {
+    let mut tracks = Tracks::default();
+    for ((ex, notes), facts) in s.exchanges.iter().zip(&s.notes).zip(&s.facts) {
         if ex.direction == Direction::Api {
-            if let Some(id) = view::api_ids(ex).call {
-                let track = track(&mut tracks, &id, ex.seq);
+            if let Some(id) = &facts.ids.call {
+                let track = track(&mut tracks, id, ex.seq);
                 if ex.request.method.eq_ignore_ascii_case("DELETE")
                     && view::is_call_path(&ex.request.path)
                 {
@@ -64,29 +66,31 @@ fn call_tracks<'n>(s: &'n Session<'_>) -> Vec<CallTrack<'n>> {
             }
         }
     }
-    tracks
+    tracks.list
 }
 
-fn track<'t, 'n>(
-    tracks: &'t mut Vec<CallTrack<'n>>,
-    id: &IdRef,
-    seq: u64,
-) -> &'t mut CallTrack<'n> {
-    let pos = match tracks.iter().position(|t| t.id.norm == id.norm) {
-        Some(pos) => pos,
-        None => {
-            tracks.push(CallTrack {
-                id: id.clone(),
-                states: Vec::new(),
-                last_seq: seq,
-                created: None,
-                deleted: false,
-                hangup: None,
-            });
-            tracks.len() - 1
-        }
-    };
-    let track = &mut tracks[pos];
+/// The calls in order of first appearance, with an index by lookup form (sessions
+/// with thousands of calls are walked once per call rule).
+#[derive(Default)]
+struct Tracks<'n> {
+    list: Vec<CallTrack<'n>>,
+    by_id: HashMap<String, usize>,
+}
+
+fn track<'t, 'n>(tracks: &'t mut Tracks<'n>, id: &IdRef, seq: u64) -> &'t mut CallTrack<'n> {
+    let next = tracks.list.len();
+    let pos = *tracks.by_id.entry(id.norm.clone()).or_insert(next);
+    if pos == next {
+        tracks.list.push(CallTrack {
+            id: id.clone(),
+            states: Vec::new(),
+            last_seq: seq,
+            created: None,
+            deleted: false,
+            hangup: None,
+        });
+    }
+    let track = &mut tracks.list[pos];
     track.last_seq = track.last_seq.max(seq);
     track
 }
@@ -300,9 +304,9 @@ pub(super) fn answer_too_late(s: &Session<'_>, options: &CheckOptions) -> Vec<Hi
                 .flatten()
         });
         let Some(call) = incoming else { continue };
-        let taken = s.api().find_map(|api| {
+        let taken = s.api().find_map(|(api, facts)| {
             let action = takes_call(&api.request.path)?;
-            let about = view::api_ids(api).call?;
+            let about = facts.ids.call.as_ref()?;
             (about.norm == call.norm && api.seq > cb.seq).then_some((api, action))
         });
         let Some((api, action)) = taken else { continue };

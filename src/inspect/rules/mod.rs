@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use super::view::{self, clean, Note};
 use crate::exchange::{Direction, Exchange, StoredBody};
-use crate::graph::IdRef;
+use crate::graph::{CallIds, IdRef};
 
 /// How bad a finding is; ordered so `--min-severity` can compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -295,10 +295,22 @@ pub fn check_with(exchanges: &[Exchange<StoredBody>], options: &CheckOptions) ->
     findings
 }
 
-/// The session with each callback's notifications parsed once.
+/// The session with what the rules ask of every exchange worked out once: a
+/// callback's notifications, an API exchange's ids (parsing response bodies is the
+/// costly part, and several rules ask).
 struct Session<'a> {
     exchanges: &'a [Exchange<StoredBody>],
     notes: Vec<Vec<Note>>,
+    facts: Vec<Facts>,
+}
+
+/// The ids of one API exchange (empty for a callback).
+#[derive(Default)]
+struct Facts {
+    /// What it is about: [`view::api_ids`].
+    ids: CallIds,
+    /// What it brought into being: [`view::created_ids`].
+    created: CallIds,
 }
 
 type Ex = Exchange<StoredBody>;
@@ -308,13 +320,25 @@ impl<'a> Session<'a> {
         Session {
             exchanges,
             notes: exchanges.iter().map(view::notes).collect(),
+            facts: exchanges
+                .iter()
+                .map(|ex| match ex.direction {
+                    Direction::Api => Facts {
+                        ids: view::api_ids(ex),
+                        created: view::created_ids(ex),
+                    },
+                    Direction::Callback => Facts::default(),
+                })
+                .collect(),
         }
     }
 
-    fn api(&self) -> impl Iterator<Item = &'a Ex> {
+    /// The API exchanges with their ids.
+    fn api(&self) -> impl Iterator<Item = (&'a Ex, &Facts)> {
         self.exchanges
             .iter()
-            .filter(|ex| ex.direction == Direction::Api)
+            .zip(&self.facts)
+            .filter(|(ex, _)| ex.direction == Direction::Api)
     }
 
     fn callbacks(&self) -> impl Iterator<Item = (&'a Ex, &[Note])> {

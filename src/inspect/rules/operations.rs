@@ -21,15 +21,18 @@ struct Started<'a> {
 }
 
 fn started<'a>(s: &Session<'a>) -> impl Iterator<Item = Started<'a>> + 'a {
-    let api: Vec<&'a Ex> = s.api().collect();
-    api.into_iter().filter_map(|api| {
-        Some(Started {
-            op: view::created_ids(api).operation?,
-            call: view::api_ids(api).call,
-            status: view::reported(api),
-            api,
+    let started: Vec<Started<'a>> = s
+        .api()
+        .filter_map(|(api, facts)| {
+            Some(Started {
+                op: facts.created.operation.clone()?,
+                call: facts.ids.call.clone(),
+                status: view::reported(api),
+                api,
+            })
         })
-    })
+        .collect();
+    started.into_iter()
 }
 
 /// The notifications about `op` recorded after `after`, with their callbacks.
@@ -139,8 +142,8 @@ pub(super) fn timeout_risk(s: &Session<'_>, _: &CheckOptions) -> Vec<Hit> {
 pub(super) fn unknown_operation(s: &Session<'_>, _: &CheckOptions) -> Vec<Hit> {
     let known: HashSet<String> = s
         .api()
-        .filter_map(|api| view::api_ids(api).operation)
-        .map(|op| op.norm)
+        .filter_map(|(_, facts)| facts.ids.operation.as_ref())
+        .map(|op| op.norm.clone())
         .collect();
     let mut reported: HashSet<String> = HashSet::new();
     let mut out = Vec::new();

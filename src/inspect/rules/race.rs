@@ -1,7 +1,7 @@
 //! `notification-before-response`: a notification reaching the bot while the request
 //! that brought its subject into being was still waiting for its response.
 
-use super::{describe, hit, norm_eq, CheckOptions, Ex, Hit, Session, Severity};
+use super::{describe, hit, norm_eq, CheckOptions, Ex, Facts, Hit, Session, Severity};
 use crate::graph::IdRef;
 use crate::inspect::view::{self, Note};
 
@@ -13,8 +13,8 @@ enum Created {
 }
 
 impl Created {
-    fn of(ex: &Ex) -> Vec<Created> {
-        let created = view::created_ids(ex);
+    fn of(ex: &Ex, facts: &Facts) -> Vec<Created> {
+        let created = facts.created.clone();
         let mut out: Vec<Created> = created
             .operation
             .into_iter()
@@ -23,7 +23,7 @@ impl Created {
         match created.call {
             Some(call) => out.push(Created::Call(call)),
             None if view::is_answer(ex) => {
-                out.extend(view::api_ids(ex).call.map(Created::Answered));
+                out.extend(facts.ids.call.clone().map(Created::Answered));
             }
             None => {}
         }
@@ -52,11 +52,11 @@ impl Created {
 /// may not yet know the id the notification talks about.
 pub(super) fn notification_before_response(s: &Session<'_>, _: &CheckOptions) -> Vec<Hit> {
     let mut out = Vec::new();
-    for api in s.api() {
+    for (api, facts) in s.api() {
         let Some(response_start) = api.timing.response_start_us else {
             continue;
         };
-        let created = Created::of(api);
+        let created = Created::of(api, facts);
         if created.is_empty() {
             continue;
         }
@@ -70,7 +70,7 @@ pub(super) fn notification_before_response(s: &Session<'_>, _: &CheckOptions) ->
                 .iter()
                 .find_map(|c| notes.iter().find(|n| c.is_about(n)).map(|n| (c, n)));
             if let Some((what, note)) = found {
-                let call = note.index.call.clone().or_else(|| view::api_ids(api).call);
+                let call = note.index.call.clone().or_else(|| facts.ids.call.clone());
                 out.push(hit(
                     Severity::Warning,
                     call.as_ref(),

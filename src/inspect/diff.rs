@@ -9,9 +9,12 @@
 //!
 //! Pure: no I/O, and no input can make it panic.
 
+use std::collections::HashMap;
+
+use serde::Serialize;
+
 use crate::exchange::{Direction, Exchange, StoredBody};
 use crate::graph::{self, NotificationIndex};
-use std::collections::HashMap;
 
 /// Largest LCS table, in cells (4 bytes each): about 100 MB, two sessions of 5000
 /// events that differ from first to last. Common prefixes and suffixes are trimmed
@@ -87,8 +90,9 @@ fn notification_summary(n: &NotificationIndex) -> String {
     )
 }
 
-/// One line of the aligned sessions.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One line of the aligned sessions; as JSON `{"op":"same"|"only_a"|"only_b", ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
 pub enum DiffLine {
     /// The same event in both sessions.
     Same {
@@ -103,9 +107,22 @@ pub enum DiffLine {
 }
 
 impl DiffLine {
-    fn is_change(&self) -> bool {
+    /// Whether the line is a difference (only in A or only in B).
+    pub fn is_change(&self) -> bool {
         !matches!(self, DiffLine::Same { .. })
     }
+}
+
+/// The whole comparison as one JSON document, every line included (no context
+/// collapsing): `{"a":..,"b":..,"differences":N,"lines":[{"op":..,"a_seq":..,
+/// "b_seq":..,"summary":..}]}`.
+pub fn to_json(a: &str, b: &str, lines: &[DiffLine]) -> serde_json::Value {
+    serde_json::json!({
+        "a": a,
+        "b": b,
+        "differences": lines.iter().filter(|l| l.is_change()).count(),
+        "lines": lines,
+    })
 }
 
 /// Aligns two sessions with a longest common subsequence over event keys, so one
@@ -662,5 +679,38 @@ mod tests {
             .filter(|op| matches!(op, Op::Same(..)))
             .count();
         assert_eq!(same, 4, "LCS of the two");
+    }
+
+    #[test]
+    fn json_lists_every_line_with_its_op() {
+        let lines = vec![
+            DiffLine::Same {
+                a_seq: 1,
+                b_seq: 1,
+                summary: "api GET /me -> 200".into(),
+            },
+            DiffLine::OnlyA {
+                a_seq: 2,
+                summary: "api POST /x -> 201".into(),
+            },
+            DiffLine::OnlyB {
+                b_seq: 2,
+                summary: "api POST /x -> 404".into(),
+            },
+        ];
+        let json = to_json("rec", "rec-replay-1", &lines);
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "a": "rec",
+                "b": "rec-replay-1",
+                "differences": 2,
+                "lines": [
+                    {"op": "same", "a_seq": 1, "b_seq": 1, "summary": "api GET /me -> 200"},
+                    {"op": "only_a", "a_seq": 2, "summary": "api POST /x -> 201"},
+                    {"op": "only_b", "b_seq": 2, "summary": "api POST /x -> 404"},
+                ]
+            })
+        );
     }
 }

@@ -1,0 +1,119 @@
+//! What the writer does to each exchange before SQLite: redaction and body caps
+//! (`store::prepare`), then the index rows (call and operation ids, notifications),
+//! for the benchmark's shapes: a 510-byte invite POST answered with 291 bytes of JSON,
+//! and a notification POST answered 202. Prints nanoseconds per exchange.
+//!
+//! `cargo bench --bench prepare`. Bounded: about a second.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use bytes::Bytes;
+use graphtape::exchange::{
+    header, Captured, CapturedBody, CapturedRequest, CapturedResponse, Direction, Timing,
+};
+use graphtape::graph::{ids_from_exchange, parse_notifications};
+use graphtape::redact::Redactor;
+use graphtape::store::prepare;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+
+const INVITE: &str = r##"{"participants":[{"@odata.type":"#microsoft.graph.invitationParticipantInfo","replacesCallId":"a7ebfb2d-871e-419c-87af-27290b22e8db","identity":{"@odata.type":"#microsoft.graph.identitySet","user":{"@odata.type":"#microsoft.graph.identity","id":"278405a3-f568-4b3e-b684-009193463064","identityProvider":"AAD","displayName":"Heidi Steen"}}}],"clientContext":"f2fa86af-3c51-4bc2-8fc0-475452d9764f","callbackUri":"https://bot.contoso.com/api/calls/a7ebfb2d"}"##;
+const OPERATION: &str = r##"{"@odata.type":"#microsoft.graph.inviteParticipantsOperation","id":"0fe0623f-d628-42ed-b4bd-8ac290072cc5","status":"running","clientContext":"f2fa86af-3c51-4bc2-8fc0-475452d9764f","resultInfo":null,"participants":[{"endpointType":"default","id":"278405a3"}]}"##;
+const NOTIFICATION: &str = r##"{"@odata.type":"#microsoft.graph.commsNotifications","value":[{"@odata.type":"#microsoft.graph.commsNotification","changeType":"deleted","resource":"/app/calls/57DAB8B1894C409AB240BD8BEAE78896/operations/0FE0623FD62842EDB4BD8AC290072CC5","resourceUrl":"/communications/calls/57DAB8B1894C409AB240BD8BEAE78896/operations/0FE0623FD62842EDB4BD8AC290072CC5","resourceData":{"@odata.type":"#microsoft.graph.inviteParticipantsOperation","@odata.id":"/app/calls/57DAB8B1894C409AB240BD8BEAE78896/operations/0FE0623FD62842EDB4BD8AC290072CC5","@odata.etag":"W/\"54451\"","clientContext":"f2fa86af-3c51-4bc2-8fc0-475452d9764f","status":"completed"}}]}"##;
+
+fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(*name, HeaderValue::from_str(value).unwrap());
+    }
+    map
+}
+
+fn captured(direction: Direction) -> Captured {
+    let (path, body, status, response) = match direction {
+        Direction::Api => (
+            "/v1.0/communications/calls/57dab8b1-894c-409a-b240-bd8beae78896/participants/invite",
+            INVITE,
+            StatusCode::OK,
+            OPERATION,
+        ),
+        Direction::Callback => ("/api/calls", NOTIFICATION, StatusCode::ACCEPTED, ""),
+    };
+    Captured {
+        seq: 1,
+        direction,
+        wall_start_us: 0,
+        timing: Timing::default(),
+        request: CapturedRequest::new(
+            Method::POST,
+            Uri::from_static(path),
+            headers(&[
+                ("content-type", "application/json"),
+                ("authorization", "Bearer opaque-token-of-the-bot"),
+                ("client-request-id", "0b9f0c1e-0000-4000-8000-000000000001"),
+            ]),
+            Bytes::from_static(body.as_bytes()),
+        ),
+        target: None,
+        forwarded_body: None,
+        response: Some(CapturedResponse {
+            status,
+            headers: headers(&[
+                ("content-type", "application/json"),
+                ("request-id", "11111111-2222-3333-4444-555555555555"),
+            ]),
+            body: CapturedBody::whole(Bytes::from_static(response.as_bytes())),
+        }),
+        error: None,
+    }
+}
+
+fn main() {
+    let redactor = Redactor::new(&[7; 32]);
+    let directions = [Direction::Api, Direction::Callback];
+    const ROUNDS: usize = 20_000;
+    let (mut prepare_ns, mut index_ns) = (0u128, 0u128);
+    for round in 0..ROUNDS + 1000 {
+        for direction in directions {
+            let ex = captured(direction);
+            let t = Instant::now();
+            let stored = black_box(prepare(ex, &redactor, 16 << 20));
+            let prepared = t.elapsed();
+            let t = Instant::now();
+            match stored.direction {
+                Direction::Api => {
+                    let resp = stored.response.as_ref().unwrap();
+                    black_box(ids_from_exchange(
+                        &stored.request.method,
+                        &stored.request.path,
+                        Some(resp.status),
+                        header(&resp.headers, "location"),
+                        &resp.content(),
+                    ));
+                }
+                Direction::Callback => {
+                    black_box(parse_notifications(&stored.request.content()).ok());
+                }
+            }
+            // The first rounds warm caches and the allocator.
+            if round >= 1000 {
+                prepare_ns += prepared.as_nanos();
+                index_ns += t.elapsed().as_nanos();
+            }
+        }
+    }
+    let n = (ROUNDS * directions.len()) as u128;
+    println!("prepare: {ROUNDS} API + {ROUNDS} callback exchanges");
+    println!(
+        "  redact and cap (store::prepare) {:>6} ns/exchange",
+        prepare_ns / n
+    );
+    println!(
+        "  index rows (ids, notifications) {:>6} ns/exchange",
+        index_ns / n
+    );
+    println!(
+        "  total                           {:>6} ns/exchange",
+        (prepare_ns + index_ns) / n
+    );
+}
