@@ -9,329 +9,39 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use serde::Serialize;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::certs::cert_source;
-use super::replay::{callback_auth, finish_requests, pace, wait_for_bot};
+use super::explore_run::{Explorer, Outcome};
+use super::replay::{callback_auth, pace, wait_for_bot};
 use super::source::{check_call, load};
-use crate::cli::ExploreArgs;
+use crate::cli::{ExploreArgs, ReplayArgs};
 use crate::clock::SessionClock;
 use crate::config::{seconds, Upstream};
 use crate::explore::coverage::Coverage;
 use crate::explore::explain::{explain, minimal};
 use crate::explore::file::{events_sha256, Origin, RecordingId, ScheduleFile};
 use crate::explore::points::{apply, universe, Point};
+use crate::explore::report::{junit_suite, ExploreReport, FailureReport, RunReport};
 use crate::explore::rules::{Delivery, Rules};
 use crate::explore::shrink::ddmin;
-use crate::explore::strategy::{choose, count_distinct, subsets, Perturb, Rng, Strategy};
+use crate::explore::strategy::{choose, count_distinct, subsets, Perturb, Strategy};
 use crate::graph::normalize_id;
 use crate::proxy::Forwarder;
 use crate::replay::engine::{Replay, Settings};
-use crate::replay::ids::{recorded_ids, IdMap};
+use crate::replay::ids::recorded_ids;
 use crate::replay::matcher::MatchRules;
-use crate::replay::plan::{plan, Plan, PlanOptions, Step};
-use crate::replay::report::{Divergence, Report};
-use crate::replay::scheduler::{deliver_all, Delivery as Sending, Pace, RESPONSE_GRACE};
+use crate::replay::plan::{plan, PlanOptions};
 use crate::replay::substitute::default_learn_keys;
-use crate::server::{bind, listen_url, serve, stop_signal};
+use crate::server::{bind, listen_url, runtime, serve_with, stop_signal, Drain};
 use crate::tls;
-
-/// How long a stopped bot process has between SIGTERM and SIGKILL.
-const BOT_STOP_GRACE: Duration = Duration::from_secs(5);
-
-/// The outcome of one execution (a run or a shrink re-run).
-struct Outcome {
-    passed: bool,
-    report: Report,
-    /// A failure that is not a divergence: the bot's process, --check-cmd.
-    other: Option<String>,
-    log: Option<PathBuf>,
-    ids: IdMap,
-}
-
-impl Outcome {
-    /// One line about what went wrong, for the per-run line.
-    fn first_problem(&self) -> String {
-        self.other
-            .clone()
-            .or_else(|| self.report.divergences.first().map(|d| d.message.clone()))
-            .unwrap_or_default()
-    }
-}
-
-/// Everything an execution needs, set up once.
-struct Explorer {
-    rules: Rules,
-    base: Plan,
-    recorded: Arc<Vec<crate::exchange::Exchange<crate::exchange::StoredBody>>>,
-    settings: Arc<Settings>,
-    clock: Arc<SessionClock>,
-    /// The engine of the run under way, behind the one API listener. A std Mutex: it
-    /// is held only to clone or swap the Arc, never across an await.
-    current: Arc<Mutex<Arc<Replay>>>,
-    bot: Upstream,
-    forwarder: Forwarder,
-    pace: Pace,
-    retry: bool,
-    wait: Duration,
-    settle: Duration,
-    bot_cmd: Option<String>,
-    check_cmd: Option<String>,
-    api_url: String,
-    api_listen: String,
-    dir: PathBuf,
-    ids: Vec<String>,
-    seed: u64,
-    session: String,
-    stop: watch::Receiver<bool>,
-    /// Executions so far (runs and shrink re-runs).
-    executions: u64,
-}
-
-impl Explorer {
-    /// Fresh ids for execution `salt` of run `run`: never the same twice in one explore.
-    fn fresh_ids(&self, run: u64, salt: u64) -> IdMap {
-        let mut rng = Rng::for_run(self.seed, run, salt + 1);
-        IdMap::new(self.ids.iter().map(|id| (id.clone(), rng.guid())))
-    }
-
-    fn execute(
-        &mut self,
-        rt: &tokio::runtime::Runtime,
-        schedule: &[Delivery],
-        ids: IdMap,
-        label: &str,
-    ) -> Outcome {
-        self.executions += 1;
-        rt.block_on(self.execute_async(schedule, ids, label))
-    }
-
-    async fn execute_async(&self, schedule: &[Delivery], ids: IdMap, label: &str) -> Outcome {
-        let steps: Vec<Step> = schedule
-            .iter()
-            .map(|d| Step {
-                position: d.position,
-                response: d.response,
-                delay_us: d.delay_us,
-            })
-            .collect();
-        let replay = Arc::new(
-            Replay::new(
-                self.base.scheduled(&steps),
-                self.recorded.clone(),
-                self.settings.clone(),
-                self.clock.clone(),
-                None,
-            )
-            .with_ids(ids.clone()),
-        );
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = replay.clone();
-        let mut other = None;
-        let log = (self.bot_cmd.is_some() || self.check_cmd.is_some())
-            .then(|| self.dir.join("logs").join(format!("run-{label}.log")));
-        let mut child = None;
-        if let (Some(cmd), Some(log)) = (&self.bot_cmd, &log) {
-            match self.start_bot(cmd, label, log).await {
-                Ok(c) => child = Some(c),
-                Err(e) => other = Some(format!("{e:#}")),
-            }
-        }
-        if other.is_none() {
-            let sending = Sending {
-                bot: self.bot.clone(),
-                forwarder: self.forwarder.clone(),
-                pace: self.pace,
-                progress: None,
-                retry: self.retry,
-                response_grace: match self.pace {
-                    Pace::Fast => RESPONSE_GRACE,
-                    Pace::Speed(_) => Duration::ZERO,
-                },
-            };
-            deliver_all(
-                replay.clone(),
-                sending,
-                tokio::time::Instant::now(),
-                self.stop.clone(),
-            )
-            .await;
-            finish_requests(&replay, self.wait, self.settle).await;
-        }
-        if let Some(child) = child {
-            if let Some(problem) = stop_bot(child).await {
-                other.get_or_insert(problem);
-            }
-        }
-        if let (Some(cmd), Some(log), None) = (&self.check_cmd, &log, &other) {
-            other = self.check(cmd, label, log).await;
-        }
-        if *self.stop.borrow() {
-            replay.diverged(Divergence {
-                kind: "interrupted",
-                call: None,
-                recorded_seq: None,
-                replay_seq: None,
-                message: "explore was interrupted during this run".into(),
-            });
-        }
-        let report = replay.finish(&self.session, &format!("explore run {label}"));
-        Outcome {
-            passed: report.passed && other.is_none(),
-            report,
-            other,
-            log,
-            ids,
-        }
-    }
-
-    fn command(
-        &self,
-        cmd: &str,
-        label: &str,
-        log: &Path,
-    ) -> anyhow::Result<tokio::process::Command> {
-        let expanded = cmd
-            .replace("{api_url}", &self.api_url)
-            .replace("{api_listen}", &self.api_listen)
-            .replace("{run}", label);
-        if let Some(parent) = log.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
-        }
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .with_context(|| format!("opening the run log {}", log.display()))?;
-        let err = out.try_clone()?;
-        let mut c = tokio::process::Command::new("sh");
-        c.arg("-c")
-            .arg(expanded)
-            .env("GRAPHTAPE_API_URL", &self.api_url)
-            .env("GRAPHTAPE_API_LISTEN", &self.api_listen)
-            .env("GRAPHTAPE_RUN", label)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .kill_on_drop(true);
-        Ok(c)
-    }
-
-    /// Starts the bot's process and waits until --bot-url accepts connections.
-    async fn start_bot(
-        &self,
-        cmd: &str,
-        label: &str,
-        log: &Path,
-    ) -> anyhow::Result<tokio::process::Child> {
-        let mut command = self.command(cmd, label, log)?;
-        // Its own process group, so stopping it stops whatever the shell started.
-        command.process_group(0);
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("--bot-cmd: starting {cmd:?}"))?;
-        tokio::select! {
-            ready = wait_for_bot(&self.bot, self.wait) => ready.map(|()| child),
-            status = child.wait() => {
-                let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-                bail!("the bot's process ended before it accepted connections ({status}); see {}", log.display())
-            }
-        }
-    }
-
-    /// Runs --check-cmd; a failure in words if it did not exit 0.
-    async fn check(&self, cmd: &str, label: &str, log: &Path) -> Option<String> {
-        let mut command = match self.command(cmd, label, log) {
-            Ok(c) => c,
-            Err(e) => return Some(format!("--check-cmd: {e:#}")),
-        };
-        match command.status().await {
-            Ok(s) if s.success() => None,
-            Ok(s) => Some(format!("--check-cmd {s}")),
-            Err(e) => Some(format!("--check-cmd could not start: {e}")),
-        }
-    }
-}
-
-/// Stops the bot's process group: SIGTERM, then SIGKILL after the grace period. A
-/// failure in words if it had already exited non-zero (its own driver said so).
-async fn stop_bot(mut child: tokio::process::Child) -> Option<String> {
-    if let Ok(Some(status)) = child.try_wait() {
-        return (!status.success())
-            .then(|| format!("the bot's process exited before it was stopped ({status})"));
-    }
-    let group = child.id().map(|pid| -(pid as i32));
-    if let Some(group) = group {
-        // SAFETY: kill(2) with a process group id and a signal number has no
-        // memory-safety preconditions.
-        unsafe { libc::kill(group, libc::SIGTERM) };
-    }
-    if tokio::time::timeout(BOT_STOP_GRACE, child.wait())
-        .await
-        .is_err()
-    {
-        if let Some(group) = group {
-            // SAFETY: as above.
-            unsafe { libc::kill(group, libc::SIGKILL) };
-        }
-        let _ = child.wait().await;
-    }
-    None
-}
-
-/// One failure group: the runs whose schedules shrank to the same minimal one.
-#[derive(Debug, Serialize)]
-struct FailureReport {
-    run: u64,
-    summary: String,
-    explanation: String,
-    schedule: PathBuf,
-    minimal_schedule: PathBuf,
-    perturbations: Vec<String>,
-    minimal: Vec<String>,
-    shrink_runs: u64,
-    also_runs: Vec<u64>,
-    divergences: Vec<Divergence>,
-    other: Option<String>,
-    log: Option<PathBuf>,
-}
-
-#[derive(Debug, Serialize)]
-struct RunReport {
-    run: u64,
-    passed: bool,
-    perturbations: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    problem: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    log: Option<PathBuf>,
-}
-
-#[derive(Debug, Serialize)]
-struct ExploreReport {
-    session: String,
-    recording: RecordingId,
-    seed: u64,
-    strategy: String,
-    passed: bool,
-    runs: u64,
-    shrink_runs: u64,
-    distinct_schedules: usize,
-    total_schedules: u64,
-    total_exact: bool,
-    pairs_covered: usize,
-    pairs_total: usize,
-    runs_per_second: f64,
-    failures: Vec<FailureReport>,
-    run_results: Vec<RunReport>,
-}
+use crate::tls::CertSource;
 
 pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
     let r = &args.replay;
@@ -343,6 +53,11 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
     }
     if r.no_graph {
         bail!("explore needs the Graph side (its causes order the notifications): drop --no-graph");
+    }
+    // With --report -, standard output is for the JSON alone.
+    let quiet_stdout = r.report.as_deref() == Some(Path::new("-"));
+    if r.junit.as_deref() == Some(Path::new("-")) {
+        bail!("--junit -: give a file name (standard output is for --report -)");
     }
     if args.runs == 0 {
         bail!("--runs 0: give at least one run");
@@ -422,19 +137,20 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
     ));
     let current = Arc::new(Mutex::new(idle));
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let limits = super::record::listener_limits(&r.listener)?;
+    let drain_timeout = seconds("--drain-timeout", r.listener.drain_timeout, false)?;
+    let rt = runtime(r.listener.threads).context("starting the async runtime")?;
     let (stop_server, server_stop) = watch::channel(());
     let slot = current.clone();
     let listener = {
         let _guard = rt.enter();
         tokio::net::TcpListener::from_std(listener)?
     };
-    let server = rt.spawn(serve(
+    let server = rt.spawn(serve_with(
         listener,
         server_tls,
+        limits,
+        Drain::new(drain_timeout),
         move |req| {
             let engine = slot.lock().unwrap_or_else(|e| e.into_inner()).clone();
             engine.handle(req)
@@ -451,21 +167,27 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
         }
     });
 
-    println!(
+    say(
+        quiet_stdout,
+        format!(
         "exploring session={session} runs={} strategy={strategy} seed={} points={} schedules={}{}",
         args.runs,
         args.seed,
         points.len(),
         if exact { "" } else { "~" },
         total
+    ),
     );
-    println!("listening api={api_url}");
+    if let Some(CertSource::SelfSigned { write_to, .. }) = &cert {
+        say(quiet_stdout, format!("tls cert={}", write_to.display()));
+    }
+    say(quiet_stdout, format!("listening api={api_url}"));
     let _ = std::io::stdout().flush();
     if args.bot_cmd.is_none() {
         rt.block_on(wait_for_bot(&bot, wait))?;
     }
 
-    let mut ex = Explorer {
+    let ex = Explorer {
         rules,
         base,
         recorded,
@@ -484,10 +206,15 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
         api_listen: api_addr.to_string(),
         dir: dir.clone(),
         ids: recorded_ids(&recorded_for_ids),
-        seed: args.seed,
+        id_seed: fnv1a(
+            args.seed,
+            &[
+                strategy.to_string().as_bytes(),
+                recording.events_sha256.as_bytes(),
+            ],
+        ),
         session: session.clone(),
         stop: stop.clone(),
-        executions: 0,
     };
 
     let terminal = std::io::stderr().is_terminal();
@@ -564,7 +291,10 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
             } else {
                 described.join(", ")
             };
-            println!("run {run}/{} {verdict} [{what}]", args.runs);
+            say(
+                quiet_stdout,
+                format!("run {run}/{} {verdict} [{what}]", args.runs),
+            );
         }
         if outcome.passed || *stop.borrow() {
             continue;
@@ -588,11 +318,13 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
 
         // Shrink: ddmin over the applied points, each candidate a real re-run.
         let mut salt = 0;
-        let mut last_fail: Option<(Vec<Point>, Vec<Delivery>, Outcome)> = None;
+        // Failing candidates: the points kept, the schedule and the outcome.
+        let mut failed_runs: HashMap<Vec<Point>, (Vec<Point>, Vec<Delivery>, Outcome)> =
+            HashMap::new();
         let min_points = {
-            let ex = &mut ex;
+            let ex = &ex;
             let rt = &rt;
-            let last_fail = &mut last_fail;
+            let failed_runs = &mut failed_runs;
             let shrink_runs = &mut shrink_runs;
             ddmin(&applied, |candidate| {
                 if *ex.stop.borrow() {
@@ -607,23 +339,27 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
                 let failed = !o.passed;
                 if !terminal {
                     let said: Vec<String> = used.iter().map(|p| p.describe(&ex.rules)).collect();
-                    println!(
-                        "  shrink run {label}: {} point{} [{}] {}",
-                        used.len(),
-                        if used.len() == 1 { "" } else { "s" },
-                        said.join(", "),
-                        if failed { "failed" } else { "passed" }
+                    say(
+                        quiet_stdout,
+                        format!(
+                            "  shrink run {label}: {} point{} [{}] {}",
+                            used.len(),
+                            if used.len() == 1 { "" } else { "s" },
+                            said.join(", "),
+                            if failed { "failed" } else { "passed" }
+                        ),
                     );
                 }
                 if failed {
-                    *last_fail = Some((used, sched, o));
+                    failed_runs.insert(candidate.to_vec(), (used, sched, o));
                 }
                 failed
             })
         };
-        let (min_points, min_schedule, min_outcome) = match last_fail {
-            Some((used, sched, o)) if used == apply(&ex.rules, &min_points).1 => (used, sched, o),
-            _ => (applied.clone(), schedule.clone(), outcome),
+        // The minimal set is a failing candidate, or the whole run (never re-run).
+        let (min_points, min_schedule, min_outcome) = match failed_runs.remove(&min_points) {
+            Some(found) => found,
+            None => (applied.clone(), schedule.clone(), outcome),
         };
         failing.insert(schedule.clone(), min_schedule.clone());
         if let Some(g) = groups.get_mut(&min_schedule) {
@@ -692,6 +428,7 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         strategy: strategy.to_string(),
         passed: failed_runs == 0 && !interrupted,
+        interrupted,
         runs: runs_done,
         shrink_runs,
         distinct_schedules: distinct.len(),
@@ -703,17 +440,65 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
         failures,
         run_results: results,
     };
-    print!("{}", render(&report, interrupted));
-    if let Some(path) = &r.report {
-        let json = serde_json::to_string_pretty(&report)? + "\n";
-        std::fs::write(path, json)
-            .with_context(|| format!("writing --report {}", path.display()))?;
-    }
+    write_report(&report, r, elapsed)?;
     Ok(if report.passed {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// A progress line: on standard output, or standard error when that is for JSON.
+fn say(to_stderr: bool, line: String) {
+    if to_stderr {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
+}
+
+/// The summary: as text (standard error when `--report -` takes standard output), as
+/// JSON (`--report FILE` or `-`), as JUnit XML (`--junit FILE`).
+fn write_report(report: &ExploreReport, args: &ReplayArgs, took_s: f64) -> anyhow::Result<()> {
+    let to_stdout = args.report.as_deref() == Some(Path::new("-"));
+    if to_stdout {
+        eprint!("{}", report.render());
+    } else {
+        print!("{}", report.render());
+    }
+    if let Some(path) = &args.report {
+        let json = serde_json::to_string_pretty(report)? + "\n";
+        if to_stdout {
+            let mut out = std::io::stdout().lock();
+            out.write_all(json.as_bytes())
+                .and_then(|()| out.flush())
+                .context("writing --report - to standard output")?;
+        } else {
+            std::fs::write(path, json)
+                .with_context(|| format!("writing --report {}", path.display()))?;
+        }
+    }
+    if let Some(path) = &args.junit {
+        let suite = junit_suite(report, Some(took_s));
+        std::fs::write(path, crate::junit::to_xml("graphtape explore", &[suite]))
+            .with_context(|| format!("writing --junit {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// FNV-1a over `seed` and `parts`: a stable 64-bit mix (no crate's hash, which may
+/// change between versions).
+fn fnv1a(seed: u64, parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xCBF2_9CE4_8422_2325;
+    for byte in seed
+        .to_le_bytes()
+        .iter()
+        .chain(parts.iter().flat_map(|p| p.iter()))
+    {
+        h ^= u64::from(*byte);
+        h = h.wrapping_mul(0x0100_0000_01B3);
+    }
+    h
 }
 
 /// `graphtape replay SOURCE [--db DB] --bot-url URL --api-listen ADDR ...`, the
@@ -737,51 +522,4 @@ fn reproduce_command(db: &Path, args: &ExploreArgs) -> String {
         cmd.extend(["--callback-auth".into(), r.callback_auth.clone()]);
     }
     cmd.join(" ")
-}
-
-fn render(report: &ExploreReport, interrupted: bool) -> String {
-    let failed = report.run_results.iter().filter(|r| !r.passed).count();
-    let mut out = format!(
-        "explore of {}: {} runs ({} shrink runs), {} distinct schedules, {failed} failed{}\n",
-        report.session,
-        report.runs,
-        report.shrink_runs,
-        report.distinct_schedules,
-        if interrupted { ", interrupted" } else { "" }
-    );
-    out.push_str(&format!(
-        "explored {} of {}{} distinct schedules{}\n",
-        report.distinct_schedules,
-        if report.total_exact { "" } else { "~" },
-        report.total_schedules,
-        if report.total_exact {
-            ""
-        } else {
-            " (estimate)"
-        }
-    ));
-    out.push_str(&format!(
-        "pairs covered: {} of {}\n",
-        report.pairs_covered, report.pairs_total
-    ));
-    for f in &report.failures {
-        out.push_str(&f.summary);
-        out.push('\n');
-        if !f.also_runs.is_empty() {
-            let runs: Vec<String> = f.also_runs.iter().map(u64::to_string).collect();
-            out.push_str(&format!(
-                "  also runs {} (same minimal schedule)\n",
-                runs.join(", ")
-            ));
-        }
-        if let Some(log) = &f.log {
-            out.push_str(&format!("  log: {}\n", log.display()));
-        }
-    }
-    out.push_str(&format!(
-        "{:.1} runs/s\n{}\n",
-        report.runs_per_second,
-        if report.passed { "PASS" } else { "FAIL" }
-    ));
-    out
 }

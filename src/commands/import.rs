@@ -15,6 +15,8 @@ pub fn run(db: &Path, args: &ImportArgs) -> anyhow::Result<ExitCode> {
     // Validate the whole file first: a bad file must not even create the database.
     let mut loaded = super::progress::read_recording(&args.file)?;
     if let Some(name) = &args.rename {
+        crate::recording::session_name(name)
+            .map_err(|why| anyhow::anyhow!("--as {name:?}: {why}"))?;
         loaded.session.name = name.clone();
     }
     let mut conn = open(db, Access::Create)?;

@@ -6,6 +6,7 @@ mod check;
 mod demo;
 mod diff;
 mod explore;
+mod explore_run;
 mod export;
 mod import;
 mod output;

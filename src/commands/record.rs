@@ -115,6 +115,7 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
     let ui = args.ui.map(|addr| bind(addr, "--ui")).transpose()?;
 
     let conn = store::open(db, Access::Create)?;
+    store::check_integrity(&conn, db)?;
     let key = store::redaction_key(&conn)?;
     let redactor = if args.keep_secrets {
         tracing::warn!(
@@ -142,10 +143,6 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         .with_guard(guard),
     );
     let clock = Arc::new(SessionClock::start());
-    let name = match args.session.clone() {
-        Some(name) => name,
-        None => default_name(&conn, clock.wall_start_us()),
-    };
     let mut config = serde_json::json!({
         "graphtape": env!("CARGO_PKG_VERSION"),
         "upstream": plan.upstream.to_string(),
@@ -164,9 +161,22 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         "keep_secrets": args.keep_secrets,
     });
     let sanitizer = sanitizers::for_record(&args.sanitizers, &key, &mut config)?;
-    // Held until the session is closed: `sessions delete` refuses a live session.
-    let (session_id, live) =
-        store::create_live_session(&conn, db, &name, clock.wall_start_us(), &config)?;
+    // Held until the session is closed: `sessions delete` refuses a live session. The
+    // default name is allocated atomically (`-2`, `-3`... when taken).
+    let (session_id, name, live) = match args.session.clone() {
+        Some(name) => {
+            let (id, live) =
+                store::create_live_session(&conn, db, &name, clock.wall_start_us(), &config)?;
+            (id, name, live)
+        }
+        None => store::create_live_session_named(
+            &conn,
+            db,
+            default_names(clock.wall_start_us()),
+            clock.wall_start_us(),
+            &config,
+        )?,
+    };
     let (recorder, writer) =
         store::spawn_writer_sanitized(conn, session_id, redactor, plan.max_body, sanitizer);
 
@@ -277,14 +287,37 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
             crate::server::CUT_SHORT
         );
     }
-    let unrecorded = health.unrecorded();
-    if unrecorded > 0 || health.has_failed() {
+    if health.refused() > 0 {
         eprintln!(
-            "graphtape: error: {} passed through but NOT recorded; last store error: {}",
-            crate::plural::count(unrecorded, "exchange"),
+            "graphtape: error: {} refused (503 recordingFailed, --on-store-error fail) while the store was failing",
+            crate::plural::count(health.refused(), "request")
+        );
+    }
+    if health.unrecorded_refusals() > 0 {
+        eprintln!(
+            "graphtape: error: {} could not be recorded either",
+            crate::plural::count(health.unrecorded_refusals(), "refused request")
+        );
+    }
+    let unrecorded = health.unrecorded();
+    if unrecorded > 0 {
+        eprintln!(
+            "graphtape: error: {} passed through but NOT recorded",
+            crate::plural::count(unrecorded, "exchange")
+        );
+    }
+    if unrecorded > 0 || health.unrecorded_refusals() > 0 || health.refused() > 0 {
+        eprintln!(
+            "graphtape: last store error: {}",
             health.last_error().unwrap_or_default()
         );
         return Ok(ExitCode::from(1));
+    }
+    if health.has_failed() {
+        eprintln!(
+            "graphtape: the store was locked or failing for a while, but nothing was lost (last: {})",
+            health.last_error().unwrap_or_default()
+        );
     }
     if cut_short > 0 {
         return Ok(ExitCode::from(1));
@@ -302,16 +335,19 @@ pub(crate) fn listener_limits(args: &crate::cli::ListenerArgs) -> anyhow::Result
     )?)
 }
 
-/// `rec-YYYYMMDD-HHMMSS`, with a suffix if that is taken.
-fn default_name(conn: &rusqlite::Connection, wall_us: i64) -> String {
+/// `rec-YYYYMMDD-HHMMSS`, then with a suffix (`-2`, `-3`...) for when that is taken.
+fn default_names(wall_us: i64) -> impl Iterator<Item = String> {
     let stamp: String = format_unix_micros(wall_us)
         .chars()
         .take(19)
         .filter(|c| c.is_ascii_digit() || *c == 'T')
         .collect();
     let base = format!("rec-{}", stamp.replace('T', "-"));
-    let suffixed = (2..).map(|n| format!("{base}-{n}"));
-    store::unused_name(conn, std::iter::once(base.clone()).chain(suffixed)).unwrap_or(base)
+    let suffixed = (2..).map({
+        let base = base.clone();
+        move |n| format!("{base}-{n}")
+    });
+    std::iter::once(base).chain(suffixed)
 }
 
 async fn stopped(mut rx: watch::Receiver<()>) {

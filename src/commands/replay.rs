@@ -35,10 +35,11 @@ use crate::server::{bind, listen_url, runtime, serve_with, stop_signal, Drain};
 use crate::store::{self, Access};
 use crate::tls::{self, CertSource};
 
-/// `<session>-replay-N`, the first N not taken.
-fn replay_name(conn: &rusqlite::Connection, session: &str) -> String {
-    store::unused_name(conn, (1..).map(|n| format!("{session}-replay-{n}")))
-        .unwrap_or_else(|| format!("{session}-replay"))
+/// `<session>-replay-N` candidates; the store takes the first N not taken, atomically.
+fn replay_names(session: &str) -> Vec<String> {
+    (1..=10_000)
+        .map(|n| format!("{session}-replay-{n}"))
+        .collect()
 }
 
 fn signing_key_path(db: &Path, given: Option<&PathBuf>) -> PathBuf {
@@ -156,9 +157,9 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     };
 
     let conn = store::open(target.path(), Access::Create)?;
-    let record_as = match &args.record_as {
-        Some(name) => name.clone(),
-        None => replay_name(&conn, &source.info.name),
+    let names = match &args.record_as {
+        Some(name) => vec![name.clone()],
+        None => replay_names(&source.info.name),
     };
     let clock = Arc::new(SessionClock::start());
     let config = serde_json::json!({
@@ -172,11 +173,12 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         "callback_auth": args.callback_auth.split(':').next(),
         "no_graph": args.no_graph,
     });
-    // Held until the session is closed: `sessions delete` refuses a live session.
-    let (session_id, live) = store::create_live_session(
+    // Held until the session is closed: `sessions delete` refuses a live session. The
+    // name is allocated atomically, so parallel replays each get their own.
+    let (session_id, record_as, live) = store::create_live_session_named(
         &conn,
         target.path(),
-        &record_as,
+        names,
         clock.wall_start_us(),
         &config,
     )?;

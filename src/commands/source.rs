@@ -6,7 +6,7 @@ use anyhow::bail;
 
 use crate::exchange::{Exchange, StoredBody};
 use crate::graph::normalize_id;
-use crate::store::{self, Access, SessionInfo};
+use crate::store::{self, SessionInfo};
 
 /// A session and its exchanges, from wherever they are.
 pub struct Source {
@@ -33,7 +33,7 @@ pub fn load(db: &Path, source: &str) -> anyhow::Result<Source> {
             db.display()
         );
     }
-    let conn = store::open(db, Access::Existing)?;
+    let conn = store::open_read_only(db)?;
     let info = match store::find_session(&conn, source) {
         Err(store::StoreError::SessionNotFound { .. }) if looks_like_file => bail!(
             "{source}: no such recording file, and no session of that name in {}",

@@ -41,9 +41,26 @@ pub fn run(db: &Path, args: &UiArgs) -> anyhow::Result<ExitCode> {
 /// The inspector shows recorded traffic, which can hold personal data: say so when it
 /// is reachable from other machines.
 pub(crate) fn warn_if_exposed(addr: SocketAddr) {
-    if !addr.ip().is_loopback() {
-        eprintln!(
-            "graphtape: warning: the inspector at {addr} is reachable from other machines; recordings can contain personal data (names, phone numbers, meeting details)"
-        );
+    if let Some(warning) = exposure_warning(addr) {
+        eprintln!("graphtape: warning: {warning}");
+    }
+}
+
+fn exposure_warning(addr: SocketAddr) -> Option<String> {
+    (!addr.ip().is_loopback()).then(|| {
+        format!("the inspector at {addr} is reachable from other machines; recordings can contain personal data (names, phone numbers, meeting details)")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_is_quiet() {
+        assert!(exposure_warning("127.0.0.1:4040".parse().unwrap()).is_none());
+        assert!(exposure_warning("[::1]:4040".parse().unwrap()).is_none());
+        let w = exposure_warning("0.0.0.0:4040".parse().unwrap()).unwrap();
+        assert!(w.contains("0.0.0.0:4040") && w.contains("personal data"));
     }
 }

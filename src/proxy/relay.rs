@@ -139,16 +139,17 @@ impl Relay {
             }
             None => {}
         }
-        let health = self.recorder.health();
-        if self.policy == StoreErrorPolicy::Fail && health.has_failed() {
-            return Some(Refusal::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "recordingFailed",
-                format!(
-                    "graphtape's store failed, refusing traffic (--on-store-error fail): {}",
-                    health.last_error().unwrap_or_default()
-                ),
-            ));
+        if self.policy == StoreErrorPolicy::Fail {
+            // Only while the store is failing: the next successful commit serves again.
+            if let Some(error) = self.recorder.health().refusal() {
+                return Some(Refusal::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "recordingFailed",
+                    format!(
+                        "graphtape's store is failing, refusing traffic (--on-store-error fail): {error}"
+                    ),
+                ));
+            }
         }
         None
     }

@@ -22,12 +22,7 @@ const PREFIX: &str = "/callback/";
 /// Hex characters in a token (128 bits).
 const TOKEN_LEN: usize = 32;
 
-/// A route to persist: the token and the URL it leads to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewRoute {
-    pub token: String,
-    pub target: String,
-}
+pub use crate::store::NewRoute;
 
 /// The known routes and the means to mint new ones.
 pub struct CallbackRoutes {

@@ -66,8 +66,10 @@ pub fn store_recording(conn: &mut Connection, loaded: &Loaded) -> Result<(), Imp
         file: loaded.file.clone(),
         source: Box::new(source),
     };
+    // Immediate: take the write lock up front, so parallel imports queue instead of
+    // failing on a stale read snapshot.
     let tx = conn
-        .transaction()
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(|e| store_err(StoreError::from(e)))?;
     let session_id =
         create_session(&tx, &info.name, info.started_unix_us, &info.config).map_err(store_err)?;

@@ -20,3 +20,4 @@ pub use pretty::to_pretty;
 pub use provenance::{match_ignores, note_sanitized, PROVENANCE_KEY};
 #[cfg(test)]
 pub(crate) use validate::origin_form;
+pub(crate) use validate::session_name;

@@ -87,21 +87,27 @@ impl Signer {
             reason,
         };
         let rng = SystemRandom::new();
-        let (der, generated) = if path.exists() {
+        let load = || -> Result<Vec<u8>, AuthError> {
             let key = PrivateKeyDer::from_pem_file(path).map_err(|e| key_err(e.to_string()))?;
             let PrivateKeyDer::Pkcs8(der) = key else {
                 return Err(key_err(
                     "expected a PKCS#8 key (-----BEGIN PRIVATE KEY-----)".into(),
                 ));
             };
-            (der.secret_pkcs8_der().to_vec(), false)
+            Ok(der.secret_pkcs8_der().to_vec())
+        };
+        let (der, generated) = if path.exists() {
+            (load()?, false)
         } else {
             let doc =
                 EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
                     .map_err(|_| AuthError::Generate)?;
             let der = doc.as_ref().to_vec();
-            write_pem(path, &der)?;
-            (der, true)
+            match write_pem(path, &der)? {
+                true => (der, true),
+                // Another replay created it meanwhile: use theirs.
+                false => (load()?, false),
+            }
         };
         let key =
             match EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &der, &rng)
@@ -204,7 +210,9 @@ impl Signer {
     }
 }
 
-fn write_pem(path: &Path, der: &[u8]) -> Result<(), AuthError> {
+/// Writes the key in full beside `path`, then links it into place, so a replay starting
+/// at the same moment never reads half a key. False if `path` already existed.
+fn write_pem(path: &Path, der: &[u8]) -> Result<bool, AuthError> {
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
     let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
     for chunk in b64.as_bytes().chunks(64) {
@@ -213,12 +221,23 @@ fn write_pem(path: &Path, der: &[u8]) -> Result<(), AuthError> {
     }
     pem.push_str("-----END PRIVATE KEY-----\n");
     use std::io::Write;
-    crate::private_file::create_new_private(path)
+    let write_err = |source| AuthError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    crate::private_file::create_new_private(&tmp)
         .and_then(|mut f| f.write_all(pem.as_bytes()))
-        .map_err(|source| AuthError::Write {
-            path: path.to_path_buf(),
-            source,
-        })
+        .map_err(write_err)?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(write_err(e)),
+    }
 }
 
 /// Verifies an ES256 token against a JWK set (used by tests and by `replay` itself to

@@ -7,7 +7,7 @@ use crate::codec::{decode_headers, encode_headers, HeaderPair};
 use crate::exchange::{
     header, Direction, Exchange, Headers, RequestRecord, ResponseRecord, StoredBody, Timing,
 };
-use crate::graph::{ids_from_exchange, parse_notifications, CallIds};
+use crate::graph::{ids_from_exchange, parse_notifications, CallIds, NotificationIndex};
 
 const INSERT: &str = "INSERT INTO exchanges (
     session_id, seq, direction, wall_start_unix_us,
@@ -25,13 +25,19 @@ const INSERT_NOTIFICATION: &str = "INSERT INTO notifications (
     call_id, call_id_raw, operation_id, operation_id_raw, state, status)
  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 
-/// Inserts one exchange, deriving its call and operation ids for lookup and, for a
-/// callback, indexing the notifications it carries.
-pub fn insert_exchange(
-    conn: &Connection,
-    session_id: i64,
-    ex: &Exchange<StoredBody>,
-) -> Result<(), StoreError> {
+/// What is derived from an exchange for lookup, computed before the database thread
+/// binds it (in the writer's prepare stage, or inline for import).
+#[derive(Debug, Clone, Default)]
+pub struct Derived {
+    ids: CallIds,
+    notifications: Vec<NotificationIndex>,
+    request_headers: String,
+    response_headers: Option<String>,
+}
+
+/// Derives an exchange's call and operation ids and, for a callback, the index of the
+/// notifications it carries; encodes its headers.
+pub fn derive(ex: &Exchange<StoredBody>) -> Derived {
     let req = &ex.request;
     let resp = ex.response.as_ref();
     let notifications = match ex.direction {
@@ -63,6 +69,38 @@ pub fn insert_exchange(
             })
             .unwrap_or_default(),
     };
+    Derived {
+        ids,
+        notifications,
+        request_headers: headers_json(&req.headers),
+        response_headers: resp.map(|r| headers_json(&r.headers)),
+    }
+}
+
+/// Inserts one exchange, deriving what is looked up (see [`derive`]).
+pub fn insert_exchange(
+    conn: &Connection,
+    session_id: i64,
+    ex: &Exchange<StoredBody>,
+) -> Result<(), StoreError> {
+    insert_derived(conn, session_id, ex, &derive(ex))
+}
+
+/// Inserts one exchange with what was derived from it: binding and stepping only.
+pub fn insert_derived(
+    conn: &Connection,
+    session_id: i64,
+    ex: &Exchange<StoredBody>,
+    derived: &Derived,
+) -> Result<(), StoreError> {
+    let req = &ex.request;
+    let resp = ex.response.as_ref();
+    let Derived {
+        ids,
+        notifications,
+        request_headers,
+        response_headers,
+    } = derived;
     let mut stmt = conn.prepare_cached(INSERT)?;
     stmt.execute(params![
         session_id,
@@ -77,13 +115,13 @@ pub fn insert_exchange(
         req.path,
         req.query,
         req.version,
-        headers_json(&req.headers),
+        request_headers,
         req.body.bytes,
         req.body.len as i64,
         req.body.sha256,
         req.body.truncated,
         resp.map(|r| r.status),
-        resp.map(|r| headers_json(&r.headers)),
+        response_headers,
         resp.map(|r| &r.body.bytes),
         resp.map(|r| r.body.len as i64),
         resp.map(|r| &r.body.sha256),
@@ -99,7 +137,7 @@ pub fn insert_exchange(
     if !notifications.is_empty() {
         let exchange_id = conn.last_insert_rowid();
         let mut stmt = conn.prepare_cached(INSERT_NOTIFICATION)?;
-        for n in &notifications {
+        for n in notifications {
             stmt.execute(params![
                 exchange_id,
                 session_id,

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
-use super::{create_session, SessionInfo, StoreError};
+use super::{create_session, create_session_named, SessionInfo, StoreError};
 
 /// A running recorder's claim on its session; dropping it (or dying) releases it.
 #[derive(Debug)]
@@ -52,6 +52,22 @@ pub fn create_live_session(
     let lock = claim(db, id, started_unix_us)?;
     tx.commit()?;
     Ok((id, lock))
+}
+
+/// Like [`create_live_session`], under the first of `candidates` not taken (allocated
+/// atomically: parallel processes each get their own name).
+pub fn create_live_session_named(
+    conn: &Connection,
+    db: &Path,
+    candidates: impl IntoIterator<Item = String>,
+    started_unix_us: i64,
+    config: &serde_json::Value,
+) -> Result<(i64, String, LiveLock), StoreError> {
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let (id, name) = create_session_named(&tx, candidates, started_unix_us, config)?;
+    let lock = claim(db, id, started_unix_us)?;
+    tx.commit()?;
+    Ok((id, name, lock))
 }
 
 fn claim(db: &Path, id: i64, started_unix_us: i64) -> Result<LiveLock, StoreError> {

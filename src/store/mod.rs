@@ -4,7 +4,10 @@
 //! A graphtape database is marked with its own `application_id`, so a file that is not
 //! SQLite, or SQLite written by another program, is refused before anything touches it.
 
+mod batch;
+mod budget;
 mod exchanges;
+mod health;
 mod live;
 mod open;
 mod prepare;
@@ -13,16 +16,23 @@ mod routes;
 mod sessions;
 mod writer;
 
+pub use batch::LOCK_PATIENCE;
+pub use budget::OVERHEAD as QUEUE_OVERHEAD_PER_EXCHANGE;
 pub use exchanges::{insert_exchange, load_exchanges};
-pub use live::{create_live_session, is_recording, LiveLock};
-pub use open::{open, redaction_key, Access};
+pub use health::StoreHealth;
+pub use live::{create_live_session, create_live_session_named, is_recording, LiveLock};
+pub use open::{check_integrity, open, open_read_only, redaction_key, Access};
 pub use prepare::prepare;
 pub use prune::{delete_sessions, prune, vacuum, PruneRule, Pruned, Removed};
-pub use routes::{insert_route, load_routes};
+pub use routes::{insert_route, load_routes, NewRoute};
 pub use sessions::{
-    create_session, find_session, list_sessions, unused_name, SessionInfo, SessionSummary,
+    create_session, create_session_named, find_session, list_sessions, unused_name, SessionInfo,
+    SessionSummary,
 };
-pub use writer::{spawn_writer, spawn_writer_sanitized, Recorder, StoreHealth, WriterHandle};
+pub use writer::{
+    spawn_writer, spawn_writer_sanitized, spawn_writer_with, Recorder, WriterHandle, WriterOptions,
+    COMMIT_INTERVAL, QUEUE_BYTES,
+};
 
 use std::path::PathBuf;
 
@@ -55,8 +65,19 @@ pub enum StoreError {
     #[error("migrating {path}: {source}")]
     Migrate {
         path: PathBuf,
-        source: rusqlite_migration::Error,
+        source: rusqlite::Error,
     },
+    #[error("cannot read {path}: {source} (check the file's and its directory's permissions)")]
+    Unreadable {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "{path} has schema {found}, older than this build reads without migrating; open it once with `graphtape record` or `import` to upgrade it"
+    )]
+    TooOld { path: PathBuf, found: i64 },
+    #[error("{path} is damaged ({reason}); refusing to record into it. Export what is readable, or start a new database with --db")]
+    Damaged { path: PathBuf, reason: String },
     #[error("session {name:?} already exists in this database; choose another name")]
     SessionExists { name: String },
     #[error("no session {name:?} in this database{}", suggest(.name, .known))]

@@ -1,22 +1,45 @@
-//! Opening a database: permission-safe creation, identity and version checks, migrations.
+//! Opening a database: permission-safe creation, identity and version checks, migrations
+//! under the write lock (so processes starting together on a new file all succeed), and
+//! read-only opening for the commands that only read.
 
 use std::path::Path;
-use std::sync::LazyLock;
+use std::time::Duration;
 
 use include_dir::{include_dir, Dir};
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
-use rusqlite_migration::Migrations;
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::StoreError;
 
 /// Marks a SQLite file as graphtape's ("GTAP").
 const APPLICATION_ID: i64 = 0x4754_4150;
 
+/// The oldest schema the read-only commands can read without migrating it (schema 3
+/// only dropped an index).
+const OLDEST_READABLE: i64 = 2;
+
+/// How long opening waits for another process's write lock (a migration, an import).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 static MIGRATIONS_DIR: Dir = include_dir!("$CARGO_MANIFEST_DIR/migrations");
 
-static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
-    Migrations::from_directory(&MIGRATIONS_DIR).expect("embedded migrations are well-formed")
-});
+/// The embedded migrations in order: `NN-name/up.sql`, numbered from 1.
+fn migrations() -> Vec<(&'static str, &'static str)> {
+    let mut dirs: Vec<_> = MIGRATIONS_DIR
+        .dirs()
+        .filter_map(|d| {
+            let name = d.path().to_str()?;
+            let up = d.get_file(d.path().join("up.sql"))?.contents_utf8()?;
+            Some((name, up))
+        })
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// The schema version this build writes.
+fn latest() -> i64 {
+    MIGRATIONS_DIR.dirs().count() as i64
+}
 
 /// Whether a command may create the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,11 +50,14 @@ pub enum Access {
     Existing,
 }
 
-/// Opens (and if allowed creates) a graphtape database, migrated to the current schema.
+/// Opens (and if allowed creates) a graphtape database for writing, migrated to the
+/// current schema.
 ///
 /// A new file is created owner-only (0600) before SQLite sees it: it holds traffic that
 /// may be sensitive even with credentials redacted. SQLite gives its WAL and shared-memory
-/// files the same permissions.
+/// files the same permissions. Several processes may open the same new file at once:
+/// creation tolerates a file that appeared meanwhile, and the migration runs inside one
+/// `BEGIN IMMEDIATE` transaction that re-reads the version, so exactly one applies it.
 pub fn open(path: &Path, access: Access) -> Result<Connection, StoreError> {
     if !path.exists() {
         match access {
@@ -43,93 +69,214 @@ pub fn open(path: &Path, access: Access) -> Result<Connection, StoreError> {
             Access::Create => create_private(path)?,
         }
     }
-    let conn = Connection::open_with_flags(
+    let mut conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(|source| StoreError::NotSqlite {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    .map_err(|source| not_openable(path, source))?;
+    // Before anything that locks: the other processes starting now must wait, not fail.
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     check_identity(&conn, path)?;
-    let mut conn = conn;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(|source| not_openable(path, source))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    MIGRATIONS
-        .to_latest(&mut conn)
-        .map_err(|source| StoreError::Migrate {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    migrate(&mut conn, path)?;
     Ok(conn)
 }
 
+/// Opens an existing database for reading only: no migration, no file created, works in
+/// a read-only directory. Used by every command that does not write.
+pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
+    if !path.exists() {
+        return Err(StoreError::NotFound {
+            path: path.to_path_buf(),
+        });
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn =
+        Connection::open_with_flags(path, flags).map_err(|source| not_openable(path, source))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let conn = match check_identity(&conn, path) {
+        // A WAL database needs its -shm file; in a read-only directory with no writer
+        // (no -wal file) nothing can change it, so it is read as immutable.
+        Err(StoreError::Unreadable { .. }) if !wal_file(path).exists() => {
+            let conn = Connection::open_with_flags(
+                immutable_uri(path),
+                flags | OpenFlags::SQLITE_OPEN_URI,
+            )
+            .map_err(|source| not_openable(path, source))?;
+            check_identity(&conn, path)?;
+            conn
+        }
+        Err(e) => return Err(e),
+        Ok(()) => conn,
+    };
+    let found = user_version(&conn)?;
+    if found < OLDEST_READABLE {
+        return Err(StoreError::TooOld {
+            path: path.to_path_buf(),
+            found,
+        });
+    }
+    Ok(conn)
+}
+
+/// Refuses a damaged database before anything is appended to it (`PRAGMA quick_check`:
+/// every page and index entry, not the contents of rows).
+pub fn check_integrity(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let damaged = |reason: String| StoreError::Damaged {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut stmt = conn
+        .prepare("PRAGMA quick_check(5)")
+        .map_err(|e| damaged(e.to_string()))?;
+    let problems: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| damaged(e.to_string()))?;
+    match problems.as_slice() {
+        [ok] if ok == "ok" => Ok(()),
+        _ => Err(damaged(
+            problems
+                .iter()
+                .flat_map(|p| p.lines())
+                .filter(|l| !l.starts_with("***"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )),
+    }
+}
+
+fn wal_file(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-wal");
+    name.into()
+}
+
+/// `file:PATH?immutable=1`, with the characters a URI gives meaning to escaped.
+fn immutable_uri(path: &Path) -> String {
+    let mut uri = String::from("file:");
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '?' | '#' | '%' => uri.push_str(&format!("%{:02X}", c as u32)),
+            c => uri.push(c),
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
+}
+
 fn create_private(path: &Path) -> Result<(), StoreError> {
-    crate::private_file::create_new_private(path)
-        .map(drop)
-        .map_err(|source| StoreError::Create {
+    match crate::private_file::create_new_private(path) {
+        Ok(_) => Ok(()),
+        // Another process created it a moment ago: open theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(StoreError::Create {
             path: path.to_path_buf(),
             source,
-        })
+        }),
+    }
+}
+
+/// A failure to open or read the file: permissions and missing directories are said as
+/// such; only SQLite's "not a database" and corruption codes call the file corrupt.
+fn not_openable(path: &Path, source: rusqlite::Error) -> StoreError {
+    let path = path.to_path_buf();
+    match source.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+            StoreError::NotSqlite { path, source }
+        }
+        _ => StoreError::Unreadable { path, source },
+    }
 }
 
 /// Refuses files that are not SQLite, SQLite files of other programs, and databases from
-/// a newer graphtape; stamps a fresh empty file as graphtape's.
+/// a newer graphtape. A fresh empty file passes (the migration stamps it).
 fn check_identity(conn: &Connection, path: &Path) -> Result<(), StoreError> {
-    let not_sqlite = |source| StoreError::NotSqlite {
-        path: path.to_path_buf(),
-        source,
-    };
-    let app_id: i64 = conn
-        .pragma_query_value(None, "application_id", |r| r.get(0))
-        .map_err(not_sqlite)?;
-    let objects: i64 = conn
-        .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
-        .map_err(not_sqlite)?;
+    let (app_id, objects) = identity(conn).map_err(|source| not_openable(path, source))?;
     match (app_id, objects) {
-        (APPLICATION_ID, _) => {}
-        (0, 0) => conn.pragma_update(None, "application_id", APPLICATION_ID)?,
+        (APPLICATION_ID, _) | (0, 0) => {}
         _ => {
             return Err(StoreError::NotGraphtape {
                 path: path.to_path_buf(),
             })
         }
     }
-    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    let known = MIGRATIONS_DIR.dirs().count() as i64;
-    if found > known {
+    let found = user_version(conn)?;
+    if found > latest() {
         return Err(StoreError::TooNew {
             path: path.to_path_buf(),
             found,
-            known,
+            known: latest(),
         });
     }
     Ok(())
 }
 
+fn identity(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
+    let app_id: i64 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
+    let objects: i64 = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+    Ok((app_id, objects))
+}
+
+fn user_version(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+}
+
+/// Applies the migrations this file lacks, all in one transaction that holds the write
+/// lock from its start, re-checking identity and version under it.
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let failed = |source| StoreError::Migrate {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(failed)?;
+    let (app_id, objects) = identity(&tx).map_err(failed)?;
+    if app_id == 0 && objects == 0 {
+        tx.pragma_update(None, "application_id", APPLICATION_ID)
+            .map_err(failed)?;
+    }
+    let found = user_version(&tx)?;
+    let all = migrations();
+    for (name, up) in all.iter().skip(found.max(0) as usize) {
+        tracing::debug!(migration = name, "migrating {}", path.display());
+        tx.execute_batch(up).map_err(failed)?;
+    }
+    if (found as usize) < all.len() {
+        tx.pragma_update(None, "user_version", all.len() as i64)
+            .map_err(failed)?;
+    }
+    tx.commit().map_err(failed)
+}
+
 /// The key behind deterministic redaction placeholders, made once per database so that
 /// the same token gets the same placeholder in every session of it.
 pub fn redaction_key(conn: &Connection) -> Result<Vec<u8>, StoreError> {
-    let existing: Option<Vec<u8>> = conn
-        .query_row(
-            "SELECT value FROM settings WHERE key = 'redaction_key'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if let Some(key) = existing {
+    let read = || -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(conn
+            .query_row(
+                "SELECT value FROM settings WHERE key = 'redaction_key'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?)
+    };
+    if let Some(key) = read()? {
         return Ok(key);
     }
     let mut key = vec![0u8; 32];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
         .map_err(|_| StoreError::Corrupt("the system random generator failed".into()))?;
+    // Another process opening the new database at the same time may win: keep its key.
     conn.execute(
-        "INSERT INTO settings (key, value) VALUES ('redaction_key', ?1)",
+        "INSERT OR IGNORE INTO settings (key, value) VALUES ('redaction_key', ?1)",
         [&key],
     )?;
-    Ok(key)
+    read()?.ok_or_else(|| StoreError::Corrupt("the redaction key was not stored".into()))
 }
 
 #[cfg(test)]
@@ -137,9 +284,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn embedded_migrations_are_valid() {
-        assert!(MIGRATIONS.validate().is_ok());
-        assert!(MIGRATIONS_DIR.dirs().count() >= 1);
+    fn embedded_migrations_are_numbered_from_one_in_order() {
+        let all = migrations();
+        assert_eq!(all.len() as i64, latest());
+        for (i, (name, up)) in all.iter().enumerate() {
+            assert!(name.starts_with(&format!("{:02}-", i + 1)), "{name}");
+            assert!(!up.trim().is_empty(), "{name}");
+        }
     }
 
     #[test]

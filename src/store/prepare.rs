@@ -127,13 +127,13 @@ fn may_hide_secrets(content_type: Option<&str>, body: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::exchange::{CapturedRequest, CapturedResponse, Direction, Target, Timing};
     use bytes::Bytes;
     use http::{HeaderMap, Method, StatusCode, Uri};
 
-    fn captured() -> Captured {
+    pub(crate) fn captured() -> Captured {
         let mut headers = HeaderMap::new();
         headers.insert("authorization", "Bearer SECRET2".parse().unwrap());
         headers.insert("content-type", "application/json".parse().unwrap());

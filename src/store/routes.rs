@@ -4,6 +4,13 @@ use rusqlite::{params, Connection};
 
 use super::StoreError;
 
+/// A callback route to persist: the minted token and the URL it leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRoute {
+    pub token: String,
+    pub target: String,
+}
+
 /// Every route ever minted in this database.
 pub fn load_routes(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
     let mut stmt = conn.prepare("SELECT token, target_url FROM callback_routes")?;

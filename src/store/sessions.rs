@@ -37,22 +37,48 @@ pub fn create_session(
     started_unix_us: i64,
     config: &serde_json::Value,
 ) -> Result<i64, StoreError> {
-    let taken: Option<i64> = conn
-        .query_row("SELECT id FROM sessions WHERE name = ?1", [name], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    if taken.is_some() {
-        return Err(StoreError::SessionExists { name: name.into() });
+    match try_create(conn, name, started_unix_us, config)? {
+        Some(id) => Ok(id),
+        None => Err(StoreError::SessionExists { name: name.into() }),
     }
-    conn.execute(
-        "INSERT INTO sessions (name, started_unix_us, config) VALUES (?1, ?2, ?3)",
-        params![name, started_unix_us, config.to_string()],
-    )?;
-    Ok(conn.last_insert_rowid())
 }
 
-/// The first of `candidates` that names no session yet.
+/// Creates a session under the first of `candidates` not taken, atomically: the name's
+/// UNIQUE constraint decides, so processes allocating names at the same time (parallel
+/// replays' `NAME-replay-N`) each get their own.
+pub fn create_session_named(
+    conn: &Connection,
+    candidates: impl IntoIterator<Item = String>,
+    started_unix_us: i64,
+    config: &serde_json::Value,
+) -> Result<(i64, String), StoreError> {
+    let mut last = String::new();
+    for name in candidates.into_iter().take(10_000) {
+        if let Some(id) = try_create(conn, &name, started_unix_us, config)? {
+            return Ok((id, name));
+        }
+        last = name;
+    }
+    Err(StoreError::SessionExists { name: last })
+}
+
+/// Inserts the session row; None if the name is taken.
+fn try_create(
+    conn: &Connection,
+    name: &str,
+    started_unix_us: i64,
+    config: &serde_json::Value,
+) -> Result<Option<i64>, StoreError> {
+    let inserted = conn.execute(
+        "INSERT INTO sessions (name, started_unix_us, config)
+         VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING",
+        params![name, started_unix_us, config.to_string()],
+    )?;
+    Ok((inserted == 1).then(|| conn.last_insert_rowid()))
+}
+
+/// The first of `candidates` that names no session yet (for suggestions; to create a
+/// session under a free name, use [`create_session_named`], which is atomic).
 pub fn unused_name(
     conn: &Connection,
     candidates: impl IntoIterator<Item = String>,
@@ -170,5 +196,25 @@ mod tests {
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].api_exchanges, 0);
         assert_eq!(all[0].calls, 0);
+    }
+}
+
+#[cfg(test)]
+mod naming_tests {
+    use super::*;
+    use crate::store::{open, Access};
+
+    #[test]
+    fn named_creation_takes_the_first_free_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("n.db"), Access::Create).unwrap();
+        let cfg = serde_json::json!({});
+        let names = || (1..).map(|n| format!("s-replay-{n}"));
+        let (_, first) = create_session_named(&conn, names(), 0, &cfg).unwrap();
+        let (_, second) = create_session_named(&conn, names(), 0, &cfg).unwrap();
+        assert_eq!(
+            (first.as_str(), second.as_str()),
+            ("s-replay-1", "s-replay-2")
+        );
     }
 }

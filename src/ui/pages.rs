@@ -145,7 +145,7 @@ pub(crate) fn diff(a: &str, b: &str, lines: &[DiffLine]) -> String {
         ));
     }
     let content = format!(
-        r#"<p>{differences} differences</p><table class="diff"><thead><tr><th></th><th><a href="/sessions/{}">{}</a></th><th></th><th><a href="/sessions/{}">{}</a></th></tr></thead><tbody>
+        r#"<p>{differences} differences</p><table class="diff"><thead><tr><th class="s"></th><th><a href="/sessions/{}">{}</a></th><th class="s"></th><th><a href="/sessions/{}">{}</a></th></tr></thead><tbody>
 {rows}</tbody></table>"#,
         encode(a),
         escape(a),

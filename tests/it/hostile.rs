@@ -367,7 +367,7 @@ fn hostile_recordings_are_refused_by_import_and_replay() {
     );
     let fresh = dir.path().join("fresh.db");
     let cases = cases();
-    assert!(cases.len() >= 40, "{} cases", cases.len());
+    assert_eq!(cases.len(), 48, "the README counts them");
     for (i, (name, bytes, wants)) in cases.iter().enumerate() {
         let file = dir.path().join(format!("case-{i}.json"));
         std::fs::write(&file, bytes).unwrap();
@@ -417,6 +417,21 @@ fn hostile_recordings_are_refused_by_import_and_replay() {
         }
         assert!(!fresh.exists(), "{name}: a refused file created a database");
     }
+    // The name given with --as is held to the same rule as the file's.
+    let out = graphtape(&[
+        "import",
+        "--db",
+        db.to_str().unwrap(),
+        good.to_str().unwrap(),
+        "--as",
+        "a\nrecording session=x",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--as") && stderr.contains("control characters"),
+        "{stderr}"
+    );
     assert_eq!(sessions(&db), 1, "nothing half-imported");
 }
 

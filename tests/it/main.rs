@@ -23,6 +23,7 @@ mod resets;
 mod sanitize;
 mod shutdown;
 mod store_files;
+mod store_trouble;
 mod streaming;
 mod tidy;
 mod util;

@@ -152,6 +152,11 @@ impl Graphtape {
         );
     }
 
+    /// What graphtape has written to stderr so far.
+    pub fn stderr_now(&self) -> String {
+        self.stderr.borrow().0.clone()
+    }
+
     /// Sends `signal` and waits for the process to exit and its stderr to close.
     pub async fn stop_with(mut self, signal: i32) -> Stopped {
         self.signal(signal);

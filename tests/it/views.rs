@@ -98,6 +98,10 @@ fn kinds_of(file: &Path) -> (u64, u64) {
     (api, events.len() as u64 - api)
 }
 
+/// Whether the race's notification (seq 5) is drawn above the late response (seq 4).
+const ABOVE: &str = "document.querySelector('[data-seq=\"5\"][data-kind=notification]').getBoundingClientRect().top <
+     document.querySelector('[data-seq=\"4\"][data-kind=response]').getBoundingClientRect().top";
+
 #[test]
 fn html_timeline_opens_offline_marks_the_race_and_shows_exchanges() {
     let dir = tempfile::tempdir().unwrap();
@@ -133,16 +137,29 @@ fn html_timeline_opens_offline_marks_the_race_and_shows_exchanges() {
         raced,
         serde_json::json!(["5:notification:true", "4:response:true"])
     );
-    let above = page.eval(
-        "document.querySelector('[data-seq=\"5\"][data-kind=notification]').getBoundingClientRect().top <
-         document.querySelector('[data-seq=\"4\"][data-kind=response]').getBoundingClientRect().top",
-    );
-    assert_eq!(above, Value::Bool(true));
+    assert_eq!(page.eval(ABOVE), Value::Bool(true));
     let explained = page.eval("document.getElementById('marks').textContent");
     assert!(explained
         .as_str()
         .unwrap()
         .contains("arrived before the response of the request that created"));
+
+    // True time: the race still reads in arrival order; zoom stretches the diagram.
+    page.eval(
+        "(() => { const s = document.getElementById('scale'); s.value = 'time';
+                  s.dispatchEvent(new Event('change')); })()",
+    );
+    assert_eq!(page.eval(ABOVE), Value::Bool(true));
+    let height = "parseFloat(document.getElementById('canvas').style.height)";
+    let before = page.eval(height).as_f64().unwrap();
+    page.click("#zoom-in");
+    let after = page.eval(height).as_f64().unwrap();
+    assert!(after > before * 1.4, "zoom: {before} -> {after}");
+    page.click("#zoom-out");
+    page.eval(
+        "(() => { const s = document.getElementById('scale'); s.value = 'even';
+                  s.dispatchEvent(new Event('change')); })()",
+    );
 
     // Clicking an arrow opens the exchange in full, its gzip body decoded.
     page.click("[data-seq='4'][data-kind=response]");
