@@ -290,6 +290,11 @@ pub struct ExploreArgs {
     /// Where failing schedules (and bot logs) go (default: explore-<session>/).
     #[arg(long, env = "GRAPHTAPE_SCHEDULES")]
     pub schedules: Option<PathBuf>,
+
+    /// Most re-runs shrinking one failure may make; then the smallest failing
+    /// schedule found so far is reported, marked as not shown minimal.
+    #[arg(long, env = "GRAPHTAPE_MAX_SHRINK_RUNS", default_value_t = 30)]
+    pub max_shrink_runs: usize,
 }
 
 #[derive(Debug, Args)]

@@ -326,7 +326,7 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
             let rt = &rt;
             let failed_runs = &mut failed_runs;
             let shrink_runs = &mut shrink_runs;
-            ddmin(&applied, |candidate| {
+            ddmin(&applied, args.max_shrink_runs, |candidate| {
                 if *ex.stop.borrow() {
                     return false;
                 }
@@ -356,6 +356,8 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
                 failed
             })
         };
+        let capped = min_points.capped;
+        let min_points = min_points.points;
         // The minimal set is a failing candidate, or the whole run (never re-run).
         let (min_points, min_schedule, min_outcome) = match failed_runs.remove(&min_points) {
             Some(found) => found,
@@ -383,8 +385,16 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
             min_outcome.other.as_deref(),
         );
         let summary = format!(
-            "run {run} failed: {explanation}; minimal: {}; reproduce: {} --schedule {}",
+            "run {run} failed: {explanation}; minimal: {}{}; reproduce: {} --schedule {}",
             minimal(&ex.rules, &min_points),
+            if capped {
+                format!(
+                    " (shrinking stopped after --max-shrink-runs {} re-runs: may not be minimal)",
+                    args.max_shrink_runs
+                )
+            } else {
+                String::new()
+            },
             reproduce_prefix,
             min_path.display()
         );
@@ -400,6 +410,7 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
                 perturbations: described,
                 minimal: min_points.iter().map(|p| p.describe(&ex.rules)).collect(),
                 shrink_runs: salt,
+                shrink_capped: capped,
                 also_runs: Vec::new(),
                 divergences: min_outcome.report.divergences.clone(),
                 other: min_outcome.other.clone(),

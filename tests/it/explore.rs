@@ -593,3 +593,40 @@ async fn check_cmd_is_the_oracle_after_each_run_and_junit_has_a_case_per_run() {
     assert_eq!(xml.matches("<failure ").count(), 1, "{xml}");
     assert!(xml.contains("--check-cmd exit status: 1"), "{xml}");
 }
+
+/// Shrinking is bounded: with no re-runs allowed, the failing run is reported unshrunk
+/// and says so.
+#[tokio::test]
+async fn shrinking_stops_at_max_shrink_runs_and_says_so() {
+    let s = Setup::new();
+    let bot = s.bot(STRICT).await;
+    let (ran, report) = s
+        .explore(
+            "answer-incoming-voip-call.json",
+            &bot.peer.url,
+            &[
+                "--runs",
+                "50",
+                "--seed",
+                "7",
+                "--max-delay",
+                "0.05",
+                "--max-shrink-runs",
+                "0",
+            ],
+        )
+        .await;
+    assert_eq!(ran.code, Some(1), "{}{}", ran.stdout, ran.stderr);
+    assert_eq!(report["shrink_runs"], 0, "{report}");
+    let failure = &report["failures"][0];
+    assert_eq!(failure["shrink_capped"], true, "{failure}");
+    assert_eq!(failure["minimal"], failure["perturbations"], "{failure}");
+    assert!(
+        failure["summary"]
+            .as_str()
+            .unwrap()
+            .contains("(shrinking stopped after --max-shrink-runs 0 re-runs: may not be minimal)"),
+        "{failure}"
+    );
+    assert!(!ran.stdout.contains("  shrink run "), "{}", ran.stdout);
+}
