@@ -32,6 +32,7 @@ impl IdMap {
         }
     }
 
+    #[cfg(test)] // test support: only the unit tests use it
     pub fn is_empty(&self) -> bool {
         self.pairs.is_empty()
     }

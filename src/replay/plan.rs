@@ -60,6 +60,7 @@ pub struct Step {
 }
 
 impl Step {
+    #[cfg(test)] // test support: only the unit tests use it
     /// The recorded notification at `position`, unchanged.
     pub fn recorded(position: usize) -> Step {
         Step {
