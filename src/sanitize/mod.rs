@@ -296,7 +296,7 @@ impl Sanitizer {
 
 /// Whether a body is JSON enough to scan: an object or array, possibly cut short.
 fn looks_like_json(body: &[u8]) -> bool {
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let body = crate::jsonscan::strip_bom(body);
     matches!(
         body.iter().find(|b| !b.is_ascii_whitespace()),
         Some(b'{' | b'[')
