@@ -10,8 +10,8 @@
 use crate::exchange::Headers;
 use crate::graph::{ids_from_exchange, parse_notifications};
 
-use super::plan::api_call;
 use crate::exchange::{header, Direction, Exchange, StoredBody};
+use crate::graph::api_call;
 
 /// Recorded → fresh id pairs (lookup form: 32 lower-case hex digits).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
