@@ -177,6 +177,37 @@ impl Graphtape {
         self.stop_with(libc::SIGTERM).await
     }
 }
+/// `graphtape record` into `g.db` in a fresh temporary folder, forwarding to `graph`:
+/// the set-up most recording tests share.
+pub struct Setup {
+    pub graph: FakePeer,
+    pub db: std::path::PathBuf,
+    pub gt: Graphtape,
+    /// Keeps the database's folder alive for the test.
+    pub _dir: tempfile::TempDir,
+}
+
+impl Setup {
+    /// Records session `session` with no other flags, `graph` started from `handler`.
+    pub async fn start(handler: Handler, session: &str) -> Setup {
+        Setup::record(FakePeer::start(handler).await, session, &[]).await
+    }
+
+    /// Records session `session` forwarding to `graph`, with `extra` flags.
+    pub async fn record(graph: FakePeer, session: &str, extra: &[&str]) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("g.db");
+        let mut args = vec!["--upstream", &graph.url, "--session", session];
+        args.extend_from_slice(extra);
+        let gt = Graphtape::record(&db, &args).await;
+        Setup {
+            graph,
+            db,
+            gt,
+            _dir: dir,
+        }
+    }
+}
 
 /// Runs a graphtape subcommand to completion.
 pub fn graphtape(args: &[&str]) -> std::process::Output {
