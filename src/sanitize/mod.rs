@@ -15,7 +15,7 @@ mod rules;
 
 use serde_json::Value;
 
-pub use rules::{KeyPath, Rules, RulesError, RulesFile};
+pub use rules::{Rules, RulesFile};
 
 use crate::content_encoding::map_content;
 use crate::exchange::{header, Exchange, Headers, StoredBody};
@@ -144,11 +144,6 @@ impl Sanitizer {
         s["values_replaced"] = self.values_replaced.into();
         s["ids_replaced"] = (self.ids.len() + self.words.len()).into();
         s
-    }
-
-    /// The keys replay's matcher ignores for a recording sanitised by these rules.
-    pub fn match_ignores(&self) -> Vec<String> {
-        self.rules.match_ignores()
     }
 
     /// Learned ids and non-GUID ids replaced in a path, URL or message.
