@@ -87,6 +87,9 @@ where
     let mut buf = BytesMut::new();
     loop {
         let frame = tokio::select! {
+            // Data that has arrived is taken before a stop that is also ready: a cut
+            // keeps what arrived.
+            biased;
             frame = tokio::time::timeout(limits.stall, body.frame()) => frame,
             () = limits.arrival.cut() => {
                 let reason = cut_message(buf.len() as u64);
@@ -120,6 +123,7 @@ where
         let room = limits.max - buf.len();
         if data.len() <= room {
             buf.extend_from_slice(&data);
+            tracing::trace!(bytes = buf.len(), "request body so far");
             continue;
         }
         // Past the cap: keep exactly `max` bytes, stream the rest. The kept prefix and

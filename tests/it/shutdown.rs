@@ -23,7 +23,10 @@ async fn stuck(
     let mut args = vec!["--upstream", graph.url.as_str(), "--session", session];
     args.extend_from_slice(extra);
     let mut gt = Graphtape::record_with(&db, &args, |cmd| {
-        cmd.env("GRAPHTAPE_LOG", "info,graphtape::proxy::capture=debug");
+        cmd.env(
+            "GRAPHTAPE_LOG",
+            "info,graphtape::proxy::capture=debug,graphtape::proxy::body=trace",
+        );
     })
     .await;
     let addr = gt.api.trim_start_matches("http://").to_string();
@@ -33,7 +36,8 @@ async fn stuck(
     )
     .await
     .unwrap();
-    gt.wait_stderr("request arrived").await;
+    // The partial body has been read: what a cut must keep.
+    gt.wait_stderr("request body so far").await;
     (gt, sock, db, dir, graph)
 }
 
