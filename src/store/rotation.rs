@@ -163,8 +163,12 @@ impl Rotation {
         match self.rule {
             RotateRule::Every(every) => {
                 let ran = self.clock.now_us() - self.current().base_us;
-                let left = (every.as_micros() as i64 - ran).max(0) as u64;
-                Some(Duration::from_micros(left).max(Duration::from_millis(1)))
+                let left = Duration::from_micros((every.as_micros() as i64 - ran).max(0) as u64);
+                // After a failed rotation, not before its retry.
+                let retry = self.retry_at.map_or(Duration::ZERO, |at| {
+                    at.saturating_duration_since(Instant::now())
+                });
+                Some(left.max(retry).max(Duration::from_millis(1)))
             }
             RotateRule::Size(_) => None,
         }
