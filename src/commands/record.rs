@@ -316,8 +316,14 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
     drop(live);
     served?;
 
+    // With --rotate the count covers every session of the recording.
+    let rotated = if plan.rotate.is_some() {
+        " and its rotations"
+    } else {
+        ""
+    };
     eprintln!(
-        "graphtape: session {session} recorded: {} in {}",
+        "graphtape: session {session}{rotated} recorded: {} in {}",
         crate::plural::count(health.recorded(), "exchange"),
         db.display()
     );

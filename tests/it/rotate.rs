@@ -57,6 +57,13 @@ async fn size_rotation_keeps_every_exchange_once_and_numbers_each_session_from_o
         .await;
     let stopped = gt.stop().await;
     assert!(stopped.status.success(), "{}", stopped.stderr);
+    assert!(
+        stopped
+            .stderr
+            .contains("session cap and its rotations recorded: 80 exchanges"),
+        "{}",
+        stopped.stderr
+    );
 
     let all = sessions(&db);
     assert!(all.len() >= 3, "{all:?}");
