@@ -343,6 +343,21 @@ pub struct RecordArgs {
     #[arg(long, env = "GRAPHTAPE_MAX_BODY", default_value = "16MiB")]
     pub max_body: String,
 
+    /// Start a new session (NAME-2, NAME-3, ...) when the current one has run this long
+    /// (`1h`, `30m`) or stored this much (`500MB`, `20KB`).
+    #[arg(long, env = "GRAPHTAPE_ROTATE", value_name = "AGE|SIZE")]
+    pub rotate: Option<String>,
+
+    /// With --rotate: delete this recording's ended sessions that started longer ago
+    /// than this (`7d`).
+    #[arg(
+        long,
+        env = "GRAPHTAPE_RETAIN",
+        value_name = "AGE",
+        requires = "rotate"
+    )]
+    pub retain: Option<String>,
+
     /// What to do when the store fails: refuse traffic (fail) or keep it flowing
     /// unrecorded and exit non-zero at the end (forward).
     #[arg(

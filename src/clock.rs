@@ -40,6 +40,11 @@ impl SessionClock {
     pub fn next_seq(&self) -> u64 {
         self.next_seq.fetch_add(1, Ordering::Relaxed)
     }
+
+    /// The sequence number the next event will take (a session rotation's boundary).
+    pub fn peek_seq(&self) -> u64 {
+        self.next_seq.load(Ordering::Relaxed)
+    }
 }
 
 /// Microseconds since the Unix epoch (0 for times before it).

@@ -167,6 +167,7 @@ impl CapturedBody {
         }
     }
 
+    #[cfg(test)] // test support: only the unit tests use it
     /// Whether it streamed through (only a prefix is held).
     pub fn is_streamed(&self) -> bool {
         self.sha256.is_some()

@@ -17,6 +17,7 @@
 //!
 //! Pure functions only: no I/O, and no input can make them panic.
 
+use crate::exchange::{header, Exchange, StoredBody};
 use crate::jsonscan::{self, Event, Frame, Str};
 use serde::Serialize;
 use std::fmt::{self, Write as _};
@@ -132,6 +133,25 @@ pub fn ids_from_exchange(
             });
     }
     ids
+}
+
+/// The call a stored API exchange is about (its path first, then what its response
+/// created), in lookup form.
+pub(crate) fn api_call(ex: &Exchange<StoredBody>) -> Option<String> {
+    let resp = ex.response.as_ref();
+    let path = match &ex.request.query {
+        Some(q) => format!("{}?{q}", ex.request.path),
+        None => ex.request.path.clone(),
+    };
+    ids_from_exchange(
+        &ex.request.method,
+        &path,
+        resp.map(|r| r.status),
+        resp.and_then(|r| header(&r.headers, "location")),
+        &resp.map(|r| r.content()).unwrap_or_default(),
+    )
+    .call
+    .map(|id| id.norm)
 }
 
 /// Canonical form of a path, for matching and grouping requests.

@@ -20,22 +20,22 @@
 
 pub mod cli;
 pub mod clock;
-pub mod codec;
+pub(crate) mod codec;
 pub mod commands;
 pub mod config;
-pub mod content_encoding;
-pub mod demo;
+pub(crate) mod content_encoding;
+pub(crate) mod demo;
 pub mod exchange;
-pub mod explore;
+pub(crate) mod explore;
 pub mod graph;
 pub mod help;
-pub mod inspect;
-pub mod jsonscan;
-pub mod junit;
+pub(crate) mod inspect;
+pub(crate) mod jsonscan;
+pub(crate) mod junit;
 pub mod logging;
 mod percent;
-pub mod plural;
-pub mod private_file;
+pub(crate) mod plural;
+pub(crate) mod private_file;
 #[cfg(test)]
 mod proptest_support;
 pub mod proxy;
@@ -46,4 +46,4 @@ pub mod sanitize;
 pub mod server;
 pub mod store;
 pub mod tls;
-pub mod ui;
+pub(crate) mod ui;

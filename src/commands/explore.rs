@@ -471,24 +471,7 @@ fn say(to_stderr: bool, line: String) {
 /// The summary: as text (standard error when `--report -` takes standard output), as
 /// JSON (`--report FILE` or `-`), as JUnit XML (`--junit FILE`).
 fn write_report(report: &ExploreReport, args: &ReplayArgs, took_s: f64) -> anyhow::Result<()> {
-    let to_stdout = args.report.as_deref() == Some(Path::new("-"));
-    if to_stdout {
-        eprint!("{}", report.render());
-    } else {
-        print!("{}", report.render());
-    }
-    if let Some(path) = &args.report {
-        let json = serde_json::to_string_pretty(report)? + "\n";
-        if to_stdout {
-            let mut out = std::io::stdout().lock();
-            out.write_all(json.as_bytes())
-                .and_then(|()| out.flush())
-                .context("writing --report - to standard output")?;
-        } else {
-            std::fs::write(path, json)
-                .with_context(|| format!("writing --report {}", path.display()))?;
-        }
-    }
+    super::output::write_summary(&report.render(), report, args.report.as_deref())?;
     if let Some(path) = &args.junit {
         let suite = junit_suite(report, Some(took_s));
         std::fs::write(path, crate::junit::to_xml("graphtape explore", &[suite]))

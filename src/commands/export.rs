@@ -16,7 +16,8 @@ use crate::inspect::html::page;
 use crate::inspect::mermaid::mermaid;
 use crate::recording::{cut, note_sanitized, to_document, to_pretty, CutSpec};
 use crate::sanitize::Sanitizer;
-use crate::ui::data::{open_read_only, session_model};
+use crate::store::open_read_only;
+use crate::ui::data::session_model;
 
 pub fn run(db: &Path, args: &ExportArgs) -> anyhow::Result<ExitCode> {
     // A session of a large database takes a while to become text: a spinner (a

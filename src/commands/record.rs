@@ -14,7 +14,7 @@ use super::certs::cert_source;
 use super::sanitizers;
 use crate::cli::RecordArgs;
 use crate::clock::{format_unix_micros, SessionClock};
-use crate::config::{parse_size, seconds, ServerLimits, Upstream};
+use crate::config::{parse_age, parse_size, seconds, ServerLimits, Upstream};
 use crate::proxy::api::ApiProxy;
 use crate::proxy::callback::CallbackProxy;
 use crate::proxy::{CallbackGuard, CallbackRoutes, Forwarder, Relay};
@@ -34,6 +34,8 @@ struct Plan {
     cert: Option<CertSource>,
     limits: ServerLimits,
     drain_timeout: Duration,
+    rotate: Option<store::RotateRule>,
+    retain: Option<Duration>,
 }
 
 impl Plan {
@@ -93,6 +95,16 @@ impl Plan {
             cert,
             limits: listener_limits(&args.listener)?,
             drain_timeout: seconds("--drain-timeout", args.listener.drain_timeout, false)?,
+            rotate: args
+                .rotate
+                .as_deref()
+                .map(store::RotateRule::parse)
+                .transpose()?,
+            retain: args
+                .retain
+                .as_deref()
+                .map(|v| parse_age("--retain", v))
+                .transpose()?,
         })
     }
 }
@@ -159,6 +171,8 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         "max_body": plan.max_body,
         "on_store_error": format!("{:?}", args.on_store_error).to_lowercase(),
         "keep_secrets": args.keep_secrets,
+        "rotate": args.rotate,
+        "retain": args.retain,
     });
     let sanitizer = sanitizers::for_record(&args.sanitizers, &key, &mut config)?;
     // Held until the session is closed: `sessions delete` refuses a live session. The
@@ -177,8 +191,35 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
             &config,
         )?,
     };
-    let (recorder, writer) =
-        store::spawn_writer_sanitized(conn, session_id, redactor, plan.max_body, sanitizer);
+    // With --rotate the writer owns the sessions' live locks, releasing each as its
+    // session ends.
+    let (live, (recorder, writer)) = match plan.rotate {
+        None => (
+            Some(live),
+            store::spawn_writer_sanitized(conn, session_id, redactor, plan.max_body, sanitizer),
+        ),
+        Some(rule) => {
+            let rotation = store::Rotation::new(
+                rule,
+                plan.retain,
+                db.to_path_buf(),
+                name.clone(),
+                config,
+                clock.clone(),
+                session_id,
+                live,
+            );
+            let writer = store::spawn_writer_rotating(
+                conn,
+                session_id,
+                redactor,
+                plan.max_body,
+                sanitizer,
+                rotation,
+            );
+            (None, writer)
+        }
+    };
 
     let relay = |recorder: Recorder, timeout| Relay {
         forwarder: Forwarder::new(client_tls.clone(), timeout),
@@ -275,8 +316,14 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
     drop(live);
     served?;
 
+    // With --rotate the count covers every session of the recording.
+    let rotated = if plan.rotate.is_some() {
+        " and its rotations"
+    } else {
+        ""
+    };
     eprintln!(
-        "graphtape: session {session} recorded: {} in {}",
+        "graphtape: session {session}{rotated} recorded: {} in {}",
         crate::plural::count(health.recorded(), "exchange"),
         db.display()
     );

@@ -9,7 +9,7 @@ use anyhow::Context;
 
 use crate::cli::UiArgs;
 use crate::server::{bind, listen_url, stop_signal};
-use crate::ui::data::open_read_only;
+use crate::store::open_read_only;
 
 pub fn run(db: &Path, args: &UiArgs) -> anyhow::Result<ExitCode> {
     // Fail now, with the store's message, rather than on the first page view.

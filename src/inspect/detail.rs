@@ -134,7 +134,7 @@ fn notifications(out: &mut Vec<String>, v: &ExchangeView) {
 /// A JSON object or array (an optional BOM allowed), never a bare scalar: `"12"` in a
 /// text body is text.
 fn json(bytes: &[u8]) -> Option<Value> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let bytes = crate::jsonscan::strip_bom(bytes);
     serde_json::from_slice::<Value>(bytes)
         .ok()
         .filter(|v| v.is_object() || v.is_array())

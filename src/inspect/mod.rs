@@ -32,7 +32,5 @@ pub(crate) mod testutil;
 
 pub use detail::{detail_json, detail_lines};
 pub use har::har;
-pub use rules::{check, check_with, rules_table, CheckOptions, Finding, RuleInfo, Severity, RULES};
-pub use timeline::{
-    calls, event_json, render_line, timeline, CallSummary, Filter, NoteSummary, TimelineEvent,
-};
+pub use rules::{check, check_with, rules_table, CheckOptions, Finding, Severity};
+pub use timeline::{calls, event_json, render_line, timeline, Filter, TimelineEvent};

@@ -4,12 +4,12 @@
 //! failed upstream, or passed through. Recording is the last phase and always runs.
 
 pub mod api;
-pub mod body;
+pub(crate) mod body;
 pub mod callback;
 mod callback_guard;
-pub mod capture;
+pub(crate) mod capture;
 mod forward;
-pub mod headers;
+pub(crate) mod headers;
 mod relay;
 pub mod reply;
 mod routes;

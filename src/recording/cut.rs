@@ -13,8 +13,8 @@ use serde_json::Value;
 use super::provenance::PROVENANCE_KEY;
 use crate::clock::format_unix_micros;
 use crate::content_encoding::map_content;
-use crate::exchange::{header, Direction, Exchange, StoredBody};
-use crate::graph::{ids_from_exchange, parse_notifications};
+use crate::exchange::{Direction, Exchange, StoredBody};
+use crate::graph::{api_call, parse_notifications};
 use crate::store::SessionInfo;
 
 /// An inclusive range of sequence numbers; either end may be open (`A..`, `..B`).
@@ -205,24 +205,6 @@ pub fn cut(
         unrecorded: info.unrecorded,
     };
     Ok((session, kept))
-}
-
-/// The call an API exchange is about (path first, then what its response created).
-fn api_call(ex: &Exchange<StoredBody>) -> Option<String> {
-    let resp = ex.response.as_ref();
-    let path = match &ex.request.query {
-        Some(q) => format!("{}?{q}", ex.request.path),
-        None => ex.request.path.clone(),
-    };
-    ids_from_exchange(
-        &ex.request.method,
-        &path,
-        resp.map(|r| r.status),
-        resp.and_then(|r| header(&r.headers, "location")),
-        &resp.map(|r| r.content()).unwrap_or_default(),
-    )
-    .call
-    .map(|id| id.norm)
 }
 
 /// Positions of the entries about the chosen calls, or None when there is none (or

@@ -1,20 +1,11 @@
 //! Database to recording file.
 
-use rusqlite::Connection;
-
 use super::format::{BodyDoc, EventDoc, Recording, RequestDoc, ResponseDoc, SessionDoc, FORMAT};
 use super::provenance::PROVENANCE_KEY;
 use crate::clock::format_unix_micros;
 use crate::codec::{encode_headers, BodyContent};
 use crate::exchange::{Exchange, StoredBody};
-use crate::store::{find_session, load_exchanges, SessionInfo, StoreError};
-
-/// Reads session `name` into a recording document.
-pub fn export_session(conn: &Connection, name: &str) -> Result<Recording, StoreError> {
-    let info = find_session(conn, name)?;
-    let exchanges = load_exchanges(conn, info.id)?;
-    Ok(to_document(&info, &exchanges))
-}
+use crate::store::SessionInfo;
 
 /// Builds the document for a session and its exchanges.
 pub fn to_document(info: &SessionInfo, exchanges: &[Exchange<StoredBody>]) -> Recording {

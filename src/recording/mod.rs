@@ -12,12 +12,12 @@ mod pretty;
 mod provenance;
 mod validate;
 
-pub use cut::{cut, CutError, CutSpec, SeqRange};
-pub use export::{event as event_doc, export_session, to_document};
+pub use cut::{cut, CutSpec, SeqRange};
+pub use export::{event as event_doc, to_document};
 pub use format::{Recording, FORMAT};
 pub use import::{parse_recording, read_recording, store_recording, ImportError, Loaded};
 pub use pretty::to_pretty;
-pub use provenance::{match_ignores, note_sanitized, PROVENANCE_KEY};
+pub use provenance::{match_ignores, note_sanitized};
 #[cfg(test)]
 pub(crate) use validate::origin_form;
 pub(crate) use validate::session_name;

@@ -10,8 +10,8 @@
 use crate::exchange::Headers;
 use crate::graph::{ids_from_exchange, parse_notifications};
 
-use super::plan::api_call;
 use crate::exchange::{header, Direction, Exchange, StoredBody};
+use crate::graph::api_call;
 
 /// Recorded → fresh id pairs (lookup form: 32 lower-case hex digits).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,6 +32,7 @@ impl IdMap {
         }
     }
 
+    #[cfg(test)] // test support: only the unit tests use it
     pub fn is_empty(&self) -> bool {
         self.pairs.is_empty()
     }

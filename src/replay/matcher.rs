@@ -191,6 +191,7 @@ impl Matcher {
     }
 }
 
+#[cfg(test)] // test support: only the unit tests use it
 /// Human-readable differences between a recorded and a live request, recorded value
 /// first: `method: POST != GET`, `path: /a != /b` (normalised), `query: a=1 != a=2`
 /// (decoded, sorted), `body /participants/0/identity/user/id: "x" != "y"` (JSON

@@ -3,12 +3,12 @@
 //! bot behaved differently.
 
 pub mod auth;
-pub mod engine;
-pub mod ids;
-pub mod junit;
-pub mod matcher;
-pub mod plan;
-pub mod progress;
-pub mod report;
-pub mod scheduler;
-pub mod substitute;
+pub(crate) mod engine;
+pub(crate) mod ids;
+pub(crate) mod junit;
+pub(crate) mod matcher;
+pub(crate) mod plan;
+pub(crate) mod progress;
+pub(crate) mod report;
+pub(crate) mod scheduler;
+pub(crate) mod substitute;

@@ -6,8 +6,8 @@
 
 use std::collections::HashMap;
 
-use crate::exchange::{header, Direction, Exchange, StoredBody};
-use crate::graph::{ids_from_exchange, parse_notifications};
+use crate::exchange::{Direction, Exchange, StoredBody};
+use crate::graph::{api_call, parse_notifications};
 
 /// What a notification's recorded gap is measured from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +60,7 @@ pub struct Step {
 }
 
 impl Step {
+    #[cfg(test)] // test support: only the unit tests use it
     /// The recorded notification at `position`, unchanged.
     pub fn recorded(position: usize) -> Step {
         Step {
@@ -225,24 +226,6 @@ impl Plan {
             responded: self.responded.clone(),
         }
     }
-}
-
-/// The call an API exchange is about.
-pub fn api_call(ex: &Exchange<StoredBody>) -> Option<String> {
-    let resp = ex.response.as_ref();
-    let path = match &ex.request.query {
-        Some(q) => format!("{}?{q}", ex.request.path),
-        None => ex.request.path.clone(),
-    };
-    ids_from_exchange(
-        &ex.request.method,
-        &path,
-        resp.map(|r| r.status),
-        resp.and_then(|r| header(&r.headers, "location")),
-        &resp.map(|r| r.content()).unwrap_or_default(),
-    )
-    .call
-    .map(|id| id.norm)
 }
 
 /// The call a notification POST is about: its first notification that names one.

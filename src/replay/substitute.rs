@@ -41,6 +41,7 @@ impl Substitutions {
         }
     }
 
+    #[cfg(test)] // test support: only the unit tests use it
     /// The learned pairs, in learning order.
     pub fn pairs(&self) -> &[(String, String)] {
         &self.pairs

@@ -15,7 +15,7 @@ mod rules;
 
 use serde_json::Value;
 
-pub use rules::{KeyPath, Rules, RulesError, RulesFile};
+pub use rules::{Rules, RulesFile};
 
 use crate::content_encoding::map_content;
 use crate::exchange::{header, Exchange, Headers, StoredBody};
@@ -144,11 +144,6 @@ impl Sanitizer {
         s["values_replaced"] = self.values_replaced.into();
         s["ids_replaced"] = (self.ids.len() + self.words.len()).into();
         s
-    }
-
-    /// The keys replay's matcher ignores for a recording sanitised by these rules.
-    pub fn match_ignores(&self) -> Vec<String> {
-        self.rules.match_ignores()
     }
 
     /// Learned ids and non-GUID ids replaced in a path, URL or message.
@@ -296,7 +291,7 @@ impl Sanitizer {
 
 /// Whether a body is JSON enough to scan: an object or array, possibly cut short.
 fn looks_like_json(body: &[u8]) -> bool {
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let body = crate::jsonscan::strip_bom(body);
     matches!(
         body.iter().find(|b| !b.is_ascii_whitespace()),
         Some(b'{' | b'[')

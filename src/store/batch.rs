@@ -55,11 +55,7 @@ impl Row {
 
     fn stored_bytes(&self) -> usize {
         match self {
-            Row::Exchange { ex, .. } => {
-                ex.request.body.bytes.len()
-                    + ex.forwarded_body.as_ref().map_or(0, |b| b.bytes.len())
-                    + ex.response.as_ref().map_or(0, |r| r.body.bytes.len())
-            }
+            Row::Exchange { ex, .. } => stored_bytes(ex),
             Row::Route(_) => 0,
         }
     }
@@ -73,6 +69,13 @@ impl Row {
             }
         }
     }
+}
+
+/// Body bytes an exchange stores.
+pub(crate) fn stored_bytes(ex: &Exchange<StoredBody>) -> usize {
+    ex.request.body.bytes.len()
+        + ex.forwarded_body.as_ref().map_or(0, |b| b.bytes.len())
+        + ex.response.as_ref().map_or(0, |r| r.body.bytes.len())
 }
 
 /// Rows waiting for one transaction.

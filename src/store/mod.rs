@@ -12,6 +12,7 @@ mod live;
 mod open;
 mod prepare;
 mod prune;
+mod rotation;
 mod routes;
 mod sessions;
 mod writer;
@@ -23,15 +24,16 @@ pub use health::StoreHealth;
 pub use live::{create_live_session, create_live_session_named, is_recording, LiveLock};
 pub use open::{check_integrity, open, open_read_only, redaction_key, Access};
 pub use prepare::prepare;
-pub use prune::{delete_sessions, prune, vacuum, PruneRule, Pruned, Removed};
+pub use prune::{delete_sessions, prune, prune_among, vacuum, PruneRule, Pruned, Removed};
+pub use rotation::{RotateRule, Rotation};
 pub use routes::{insert_route, load_routes, NewRoute};
 pub use sessions::{
     create_session, create_session_named, find_session, list_sessions, unused_name, SessionInfo,
     SessionSummary,
 };
 pub use writer::{
-    spawn_writer, spawn_writer_sanitized, spawn_writer_with, Recorder, WriterHandle, WriterOptions,
-    COMMIT_INTERVAL, QUEUE_BYTES,
+    spawn_writer, spawn_writer_rotating, spawn_writer_sanitized, spawn_writer_with, Recorder,
+    WriterHandle, WriterOptions, COMMIT_INTERVAL, QUEUE_BYTES,
 };
 
 use std::path::PathBuf;

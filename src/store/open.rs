@@ -284,6 +284,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn foreign_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = dir.path().join("other.db");
+        Connection::open(&other)
+            .unwrap()
+            .execute("CREATE TABLE t (x)", [])
+            .unwrap();
+        assert!(matches!(
+            open_read_only(&other),
+            Err(StoreError::NotGraphtape { .. })
+        ));
+        assert!(matches!(
+            open_read_only(&dir.path().join("none.db")),
+            Err(StoreError::NotFound { .. })
+        ));
+    }
+
+    #[test]
     fn embedded_migrations_are_numbered_from_one_in_order() {
         let all = migrations();
         assert_eq!(all.len() as i64, latest());

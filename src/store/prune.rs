@@ -114,8 +114,21 @@ pub fn prune(
     now_unix_us: i64,
     dry_run: bool,
 ) -> Result<Pruned, StoreError> {
+    prune_among(conn, db, |_| true, rule, now_unix_us, dry_run)
+}
+
+/// Like [`prune`], choosing only among the sessions `eligible` accepts (a rotating
+/// `record` prunes its own sessions, nobody else's).
+pub fn prune_among(
+    conn: &Connection,
+    db: &Path,
+    eligible: impl Fn(&SessionSummary) -> bool,
+    rule: PruneRule,
+    now_unix_us: i64,
+    dry_run: bool,
+) -> Result<Pruned, StoreError> {
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-    let all = list_sessions(&tx)?;
+    let (all, others): (Vec<_>, Vec<_>) = list_sessions(&tx)?.into_iter().partition(eligible);
     let mut out = Pruned::default();
     for i in choose(&all, rule, now_unix_us) {
         let s = &all[i];
@@ -128,7 +141,7 @@ pub fn prune(
         }
         out.removed.push(removed(s));
     }
-    out.kept = all.len() - out.removed.len();
+    out.kept = all.len() + others.len() - out.removed.len();
     tx.commit()?;
     Ok(out)
 }

@@ -20,6 +20,7 @@ use rusqlite::Connection;
 use super::batch::{Batch, Row};
 use super::budget::Budget;
 use super::health::Trouble;
+use super::rotation::{RotateRule, Rotation};
 use super::{NewRoute, StoreHealth};
 use crate::exchange::Captured;
 use crate::redact::Redactor;
@@ -209,14 +210,45 @@ pub fn spawn_writer_sanitized(
     spawn_writer_with(conn, session_id, redactor, options, sanitizer)
 }
 
+/// Like [`spawn_writer_sanitized`], starting new sessions as `rotation` says.
+pub fn spawn_writer_rotating(
+    conn: Connection,
+    session_id: i64,
+    redactor: Redactor,
+    max_body: usize,
+    sanitizer: Option<Sanitizer>,
+    rotation: Rotation,
+) -> (Recorder, WriterHandle) {
+    let options = WriterOptions::new(max_body);
+    spawn(
+        conn,
+        session_id,
+        redactor,
+        options,
+        sanitizer,
+        Some(rotation),
+    )
+}
+
 /// Starts the writer's threads for `session_id`, taking ownership of `conn`. A sanitizer
 /// learns ids as exchanges pass, in order, so with one there is a single prepare thread.
 pub fn spawn_writer_with(
     conn: Connection,
     session_id: i64,
     redactor: Redactor,
+    options: WriterOptions,
+    sanitizer: Option<Sanitizer>,
+) -> (Recorder, WriterHandle) {
+    spawn(conn, session_id, redactor, options, sanitizer, None)
+}
+
+fn spawn(
+    conn: Connection,
+    session_id: i64,
+    redactor: Redactor,
     mut options: WriterOptions,
     sanitizer: Option<Sanitizer>,
+    rotation: Option<Rotation>,
 ) -> (Recorder, WriterHandle) {
     if sanitizer.is_some() {
         options.prepare_threads = 1;
@@ -265,6 +297,7 @@ pub fn spawn_writer_with(
         input,
         redactor,
         sanitizer,
+        rotation,
     };
     let database = std::thread::Builder::new()
         .name("graphtape-writer".into())
@@ -340,24 +373,41 @@ struct Database {
     input: Arc<Mutex<Receiver<Input>>>,
     redactor: Redactor,
     sanitizer: Arc<Mutex<Option<Sanitizer>>>,
+    /// With `--rotate`: which session each exchange goes to.
+    rotation: Option<Rotation>,
 }
 
 impl Database {
     fn run(mut self, prepared: Receiver<Row>, end: Receiver<i64>) {
         let mut batch = Batch::default();
-        while let Ok(first) = prepared.recv() {
+        loop {
+            let first = match self.rotation.as_ref().and_then(Rotation::wait) {
+                None => match prepared.recv() {
+                    Ok(row) => row,
+                    Err(_) => break,
+                },
+                Some(wait) => match prepared.recv_timeout(wait) {
+                    Ok(row) => row,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.tick();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                },
+            };
             let deadline = Instant::now() + self.options.commit_interval;
-            batch.push(first);
+            self.push(&mut batch, first);
             while batch.rows() < self.options.batch_rows
                 && batch.body_bytes() < self.options.batch_bytes
             {
                 let left = deadline.saturating_duration_since(Instant::now());
                 match prepared.recv_timeout(left) {
-                    Ok(row) => batch.push(row),
+                    Ok(row) => self.push(&mut batch, row),
                     Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
                 }
             }
             self.commit(&mut batch);
+            self.tick();
         }
         // Every prepare thread has stopped: close the gate, then store what got past it.
         if let Ok(mut closed) = self.shared.closed.write() {
@@ -374,7 +424,7 @@ impl Database {
                 &self.sanitizer,
                 self.options.max_body,
             ) {
-                batch.push(row);
+                self.push(&mut batch, row);
             }
         }
         self.commit(&mut batch);
@@ -382,6 +432,36 @@ impl Database {
             self.end(ended_us);
         }
         self.shared.budget.close();
+    }
+
+    /// Adds a row to the batch; with rotation, rebases it onto its session first,
+    /// committing what the batch holds for another session.
+    fn push(&mut self, batch: &mut Batch, mut row: Row) {
+        if let (Some(rotation), Row::Exchange { ex, .. }) = (self.rotation.as_mut(), &mut row) {
+            let bytes = super::batch::stored_bytes(ex);
+            let session_id = rotation.place(ex, bytes);
+            if session_id != self.session_id {
+                self.commit(batch);
+                self.session_id = session_id;
+            }
+        }
+        batch.push(row);
+        // Size rotation on the row that crossed the threshold, not a batch later.
+        if self
+            .rotation
+            .as_ref()
+            .is_some_and(|r| matches!(r.rule(), RotateRule::Size(_)) && r.due())
+        {
+            self.commit(batch);
+            self.tick();
+        }
+    }
+
+    /// Rotation's turn, between batches.
+    fn tick(&mut self) {
+        if let Some(rotation) = self.rotation.as_mut() {
+            rotation.tick(&self.conn, &self.shared.health);
+        }
     }
 
     /// Commits the batch, waiting out locks; gives back its budget either way.
@@ -396,6 +476,10 @@ impl Database {
     }
 
     fn end(&mut self, ended_us: i64) {
+        if let Some(rotation) = self.rotation.as_mut() {
+            rotation.finish(&self.conn, &self.shared.health, ended_us);
+            return;
+        }
         let unrecorded = self.shared.health.unrecorded() as i64;
         let session_id = self.session_id;
         let result = super::batch::with_lock_retry(&self.shared.health, || {

@@ -1,51 +1,16 @@
 //! What the views read from a database: a session's view model (with its findings and,
-//! for a replay, its divergences), through a connection that cannot write.
+//! for a replay, its divergences), through a connection that cannot write
+//! ([`store::open_read_only`]).
 //!
 //! Blocking (SQLite): the server calls these on tokio's blocking pool.
 
-use std::path::Path;
-
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 
 use crate::exchange::{Exchange, StoredBody};
 use crate::inspect::diff::diff;
 use crate::inspect::model::{self, ViewModel};
 use crate::inspect::{check, Finding};
 use crate::store::{self, SessionInfo, StoreError};
-
-/// `PRAGMA application_id` of a graphtape database ("GTAP").
-const APPLICATION_ID: i64 = 0x4754_4150;
-
-/// Opens `path` read-only: the inspector never writes, and a recording process can
-/// keep writing beside it (WAL lets readers run with the writer).
-pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
-    if !path.exists() {
-        return Err(StoreError::NotFound {
-            path: path.to_path_buf(),
-        });
-    }
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|source| StoreError::NotSqlite {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    let app_id: i64 = conn
-        .pragma_query_value(None, "application_id", |r| r.get(0))
-        .map_err(|source| StoreError::NotSqlite {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    if app_id != APPLICATION_ID {
-        return Err(StoreError::NotGraphtape {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(conn)
-}
 
 /// The model of a session: `check`'s findings, and for a replay session whose
 /// recording is in the same database, the divergences from it.
@@ -95,7 +60,7 @@ pub fn stamp(conn: &Connection, name: &str) -> Result<String, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{create_session, insert_exchange, open, Access};
+    use crate::store::{create_session, insert_exchange, open, open_read_only, Access};
 
     #[test]
     fn read_only_reads_beside_a_writer_and_cannot_write() {
@@ -114,23 +79,5 @@ mod tests {
         let (info, exchanges) = load_session(&reader, "s").unwrap();
         let m = session_model(Some(&reader), &info, &exchanges).unwrap();
         assert_eq!(m.events.len(), 2);
-    }
-
-    #[test]
-    fn foreign_files_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let other = dir.path().join("other.db");
-        Connection::open(&other)
-            .unwrap()
-            .execute("CREATE TABLE t (x)", [])
-            .unwrap();
-        assert!(matches!(
-            open_read_only(&other),
-            Err(StoreError::NotGraphtape { .. })
-        ));
-        assert!(matches!(
-            open_read_only(&dir.path().join("none.db")),
-            Err(StoreError::NotFound { .. })
-        ));
     }
 }

@@ -9,12 +9,13 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use serde_json::json;
 
-use super::data::{load_session, open_read_only, session_model, stamp};
+use super::data::{load_session, session_model, stamp};
 use super::pages;
 use crate::inspect::diff::diff;
 use crate::inspect::html::live_page;
 use crate::percent::decode_lossy;
 use crate::proxy::reply::Body;
+use crate::store::open_read_only;
 use crate::store::{list_sessions, StoreError};
 
 /// Answers one request; database work runs on the blocking pool.

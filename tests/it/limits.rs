@@ -45,21 +45,12 @@ async fn read_response(sock: &mut TcpStream) -> String {
 
 #[tokio::test]
 async fn a_client_trickling_its_head_is_disconnected_after_the_header_timeout() {
-    let graph = graph().await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("g.db");
-    let gt = Graphtape::record(
-        &db,
-        &[
-            "--upstream",
-            &graph.url,
-            "--session",
-            "slow-head",
-            "--header-timeout",
-            "1",
-        ],
-    )
-    .await;
+    let Setup {
+        graph: _graph,
+        db,
+        gt,
+        _dir,
+    } = Setup::record(graph().await, "slow-head", &["--header-timeout", "1"]).await;
     let mut sock = TcpStream::connect(addr(&gt)).await.unwrap();
     let started = Instant::now();
     // A head that never ends: one more byte of a header value every 100 ms.
@@ -91,21 +82,12 @@ async fn a_client_trickling_its_head_is_disconnected_after_the_header_timeout() 
 
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
-    let graph = graph().await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("g.db");
-    let gt = Graphtape::record(
-        &db,
-        &[
-            "--upstream",
-            &graph.url,
-            "--session",
-            "idle",
-            "--idle-timeout",
-            "1",
-        ],
-    )
-    .await;
+    let Setup {
+        graph: _graph,
+        db: _,
+        gt,
+        _dir,
+    } = Setup::record(graph().await, "idle", &["--idle-timeout", "1"]).await;
     let mut sock = TcpStream::connect(addr(&gt)).await.unwrap();
     sock.write_all(REQUEST).await.unwrap();
     assert!(read_response(&mut sock).await.starts_with("HTTP/1.1 200"));
@@ -119,21 +101,12 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
 
 #[tokio::test]
 async fn a_stalled_request_body_gets_408_and_is_recorded_with_what_arrived() {
-    let graph = graph().await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("g.db");
-    let gt = Graphtape::record(
-        &db,
-        &[
-            "--upstream",
-            &graph.url,
-            "--session",
-            "stall",
-            "--body-timeout",
-            "1",
-        ],
-    )
-    .await;
+    let Setup {
+        graph,
+        db,
+        gt,
+        _dir,
+    } = Setup::record(graph().await, "stall", &["--body-timeout", "1"]).await;
     let mut sock = TcpStream::connect(addr(&gt)).await.unwrap();
     sock.write_all(b"POST /v1.0/communications/calls HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"partial\":")
         .await
@@ -156,21 +129,12 @@ async fn a_stalled_request_body_gets_408_and_is_recorded_with_what_arrived() {
 
 #[tokio::test]
 async fn beyond_max_connections_new_connections_wait_their_turn() {
-    let graph = graph().await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("g.db");
-    let mut gt = Graphtape::record(
-        &db,
-        &[
-            "--upstream",
-            &graph.url,
-            "--session",
-            "cap",
-            "--max-connections",
-            "1",
-        ],
-    )
-    .await;
+    let Setup {
+        graph: _graph,
+        db,
+        mut gt,
+        _dir,
+    } = Setup::record(graph().await, "cap", &["--max-connections", "1"]).await;
     let mut first = TcpStream::connect(addr(&gt)).await.unwrap();
     first.write_all(REQUEST).await.unwrap();
     assert!(read_response(&mut first).await.starts_with("HTTP/1.1 200"));

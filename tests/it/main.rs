@@ -20,6 +20,7 @@ mod recordings;
 mod replay;
 mod replayer;
 mod resets;
+mod rotate;
 mod sanitize;
 mod shutdown;
 mod store_files;

@@ -34,31 +34,6 @@ fn graph_like() -> Handler {
     })
 }
 
-/// graphtape recording session `session` into a fresh database, in front of a fake
-/// Graph answering with `graph`.
-struct Setup {
-    graph: FakePeer,
-    db: std::path::PathBuf,
-    gt: Graphtape,
-    /// Keeps the database's folder alive for the test.
-    _dir: tempfile::TempDir,
-}
-
-impl Setup {
-    async fn start(graph: Handler, session: &str) -> Setup {
-        let graph = FakePeer::start(graph).await;
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("g.db");
-        let gt = Graphtape::record(&db, &["--upstream", &graph.url, "--session", session]).await;
-        Setup {
-            graph,
-            db,
-            gt,
-            _dir: dir,
-        }
-    }
-}
-
 #[tokio::test]
 async fn bodies_and_headers_pass_byte_exact_both_ways() {
     let Setup {
@@ -257,19 +232,15 @@ async fn upstream_reset_mid_body_gives_502_and_keeps_what_arrived() {
 
 #[tokio::test]
 async fn upstream_that_never_answers_times_out_with_502() {
-    let graph = FakePeer::start(handler(|_| std::future::pending())).await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("g.db");
-    let gt = Graphtape::record(
-        &db,
-        &[
-            "--upstream",
-            &graph.url,
-            "--session",
-            "slow",
-            "--upstream-timeout",
-            "0.2",
-        ],
+    let Setup {
+        graph: _graph,
+        db,
+        gt,
+        _dir,
+    } = Setup::record(
+        FakePeer::start(handler(|_| std::future::pending())).await,
+        "slow",
+        &["--upstream-timeout", "0.2"],
     )
     .await;
     let (parts, body) = send(
@@ -372,18 +343,15 @@ async fn credentials_never_reach_the_database_files_or_logs() {
 
 #[tokio::test]
 async fn keep_secrets_stores_credentials_in_clear_and_says_so() {
-    let graph = FakePeer::start(graph_like()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("g.db");
-    let gt = Graphtape::record(
-        &db,
-        &[
-            "--upstream",
-            &graph.url,
-            "--session",
-            "clear",
-            "--keep-secrets",
-        ],
+    let Setup {
+        graph: _graph,
+        db,
+        gt,
+        _dir,
+    } = Setup::record(
+        FakePeer::start(graph_like()).await,
+        "clear",
+        &["--keep-secrets"],
     )
     .await;
     send(

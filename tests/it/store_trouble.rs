@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::util::{client, graphtape, handler, request, respond, send, FakePeer, Graphtape, Seen};
+use crate::util::{
+    client, graphtape, handler, request, respond, send, FakePeer, Graphtape, Seen, Setup,
+};
 
 fn echo_path() -> crate::util::Handler {
     handler(|seen: Seen| async move {
@@ -28,19 +30,15 @@ fn lines_with(text: &str, needle: &str) -> usize {
 /// moment a commit succeeds; nothing forwarded is lost.
 #[tokio::test]
 async fn a_long_lock_loses_nothing_and_fail_mode_serves_again_after_it() {
-    let graph = FakePeer::start(echo_path()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("g.db");
-    let mut gt = Graphtape::record(
-        &db,
-        &[
-            "--upstream",
-            &graph.url,
-            "--session",
-            "s",
-            "--on-store-error",
-            "fail",
-        ],
+    let Setup {
+        graph: _graph,
+        db,
+        mut gt,
+        _dir,
+    } = Setup::record(
+        FakePeer::start(echo_path()).await,
+        "s",
+        &["--on-store-error", "fail"],
     )
     .await;
     let blocker = rusqlite::Connection::open(&db).unwrap();
@@ -92,10 +90,12 @@ async fn a_long_lock_loses_nothing_and_fail_mode_serves_again_after_it() {
 /// the lock is gone, and the run ends well.
 #[tokio::test]
 async fn a_long_lock_with_forward_records_everything_afterwards() {
-    let graph = FakePeer::start(echo_path()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("g.db");
-    let mut gt = Graphtape::record(&db, &["--upstream", &graph.url, "--session", "s"]).await;
+    let Setup {
+        graph: _graph,
+        db,
+        mut gt,
+        _dir,
+    } = Setup::record(FakePeer::start(echo_path()).await, "s", &[]).await;
     let blocker = rusqlite::Connection::open(&db).unwrap();
     blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
     let locked_at = Instant::now();

@@ -37,6 +37,8 @@ pub struct Graphtape {
     pub ui: Option<String>,
     /// Everything written to stderr so far; the sender side closes at EOF.
     stderr: tokio::sync::watch::Receiver<(String, bool)>,
+    /// Stdout after the listening lines, and whether it has closed.
+    stdout: tokio::sync::watch::Receiver<(String, bool)>,
 }
 
 /// How a stopped graphtape ended.
@@ -111,7 +113,16 @@ impl Graphtape {
         .expect("graphtape did not print its listening lines");
         let api = api.unwrap();
         // Keep draining stdout so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let (out_tx, stdout) = tokio::sync::watch::channel((String::new(), false));
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                out_tx.send_modify(|(text, _)| {
+                    text.push_str(&line);
+                    text.push('\n');
+                });
+            }
+            out_tx.send_modify(|(_, eof)| *eof = true);
+        });
         Graphtape {
             child,
             api,
@@ -119,7 +130,27 @@ impl Graphtape {
             cert,
             ui,
             stderr,
+            stdout,
         }
+    }
+
+    /// Waits until graphtape's stdout (after its listening lines) has a line equal to
+    /// `line` (an event, not a delay).
+    pub async fn wait_stdout_line(&mut self, line: &str) {
+        let found = tokio::time::timeout(
+            DEADLINE,
+            self.stdout
+                .wait_for(|(text, eof)| *eof || text.lines().any(|l| l == line)),
+        )
+        .await
+        .expect("timed out waiting for stdout")
+        .map(|v| v.0.lines().any(|l| l == line))
+        .unwrap_or(false);
+        assert!(
+            found,
+            "stdout never said {line:?}: {}",
+            self.stdout.borrow().0
+        );
     }
 
     /// The child's process id (for /proc).
@@ -175,6 +206,37 @@ impl Graphtape {
     /// SIGTERM, then wait.
     pub async fn stop(self) -> Stopped {
         self.stop_with(libc::SIGTERM).await
+    }
+}
+/// `graphtape record` into `g.db` in a fresh temporary folder, forwarding to `graph`:
+/// the set-up most recording tests share.
+pub struct Setup {
+    pub graph: FakePeer,
+    pub db: std::path::PathBuf,
+    pub gt: Graphtape,
+    /// Keeps the database's folder alive for the test.
+    pub _dir: tempfile::TempDir,
+}
+
+impl Setup {
+    /// Records session `session` with no other flags, `graph` started from `handler`.
+    pub async fn start(handler: Handler, session: &str) -> Setup {
+        Setup::record(FakePeer::start(handler).await, session, &[]).await
+    }
+
+    /// Records session `session` forwarding to `graph`, with `extra` flags.
+    pub async fn record(graph: FakePeer, session: &str, extra: &[&str]) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("g.db");
+        let mut args = vec!["--upstream", &graph.url, "--session", session];
+        args.extend_from_slice(extra);
+        let gt = Graphtape::record(&db, &args).await;
+        Setup {
+            graph,
+            db,
+            gt,
+            _dir: dir,
+        }
     }
 }
 
