@@ -291,9 +291,9 @@ pub struct ExploreArgs {
     #[arg(long, env = "GRAPHTAPE_SCHEDULES")]
     pub schedules: Option<PathBuf>,
 
-    /// Most re-runs shrinking one failure may make; then the smallest failing
-    /// schedule found so far is reported, marked as not shown minimal.
-    #[arg(long, env = "GRAPHTAPE_MAX_SHRINK_RUNS", default_value_t = 30)]
+    /// Most shrink re-runs in one explore, over all its failures; then the smallest
+    /// failing schedule found so far is reported, marked as not shown minimal.
+    #[arg(long, env = "GRAPHTAPE_MAX_SHRINK_RUNS", default_value_t = 50)]
     pub max_shrink_runs: usize,
 }
 

@@ -321,12 +321,16 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
         // Failing candidates: the points kept, the schedule and the outcome.
         let mut failed_runs: HashMap<Vec<Point>, (Vec<Point>, Vec<Delivery>, Outcome)> =
             HashMap::new();
+        // One budget for the whole explore: failures keep coming in bounded time.
+        let budget = args
+            .max_shrink_runs
+            .saturating_sub(usize::try_from(shrink_runs).unwrap_or(usize::MAX));
         let min_points = {
             let ex = &ex;
             let rt = &rt;
             let failed_runs = &mut failed_runs;
             let shrink_runs = &mut shrink_runs;
-            ddmin(&applied, args.max_shrink_runs, |candidate| {
+            ddmin(&applied, budget, |candidate| {
                 if *ex.stop.borrow() {
                     return false;
                 }
@@ -389,7 +393,7 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
             minimal(&ex.rules, &min_points),
             if capped {
                 format!(
-                    " (shrinking stopped after --max-shrink-runs {} re-runs: may not be minimal)",
+                    " (shrinking stopped: --max-shrink-runs {} re-runs used up; may not be minimal)",
                     args.max_shrink_runs
                 )
             } else {

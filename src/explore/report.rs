@@ -19,7 +19,7 @@ pub struct FailureReport {
     pub perturbations: Vec<String>,
     pub minimal: Vec<String>,
     pub shrink_runs: u64,
-    /// Shrinking hit --max-shrink-runs: `minimal` fails but may not be minimal.
+    /// --max-shrink-runs was used up: `minimal` fails but may not be minimal.
     pub shrink_capped: bool,
     pub also_runs: Vec<u64>,
     pub divergences: Vec<Divergence>,

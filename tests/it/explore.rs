@@ -622,11 +622,37 @@ async fn shrinking_stops_at_max_shrink_runs_and_says_so() {
     assert_eq!(failure["shrink_capped"], true, "{failure}");
     assert_eq!(failure["minimal"], failure["perturbations"], "{failure}");
     assert!(
-        failure["summary"]
-            .as_str()
-            .unwrap()
-            .contains("(shrinking stopped after --max-shrink-runs 0 re-runs: may not be minimal)"),
+        failure["summary"].as_str().unwrap().contains(
+            "(shrinking stopped: --max-shrink-runs 0 re-runs used up; may not be minimal)"
+        ),
         "{failure}"
     );
     assert!(!ran.stdout.contains("  shrink run "), "{}", ran.stdout);
+
+    // The budget is the whole explore's: later failures are reported unshrunk.
+    let s = Setup::new();
+    let bot = s.bot(STRICT).await;
+    let (ran, report) = s
+        .explore(
+            "answer-incoming-voip-call.json",
+            &bot.peer.url,
+            &[
+                "--runs",
+                "50",
+                "--seed",
+                "7",
+                "--max-delay",
+                "0.05",
+                "--max-shrink-runs",
+                "2",
+            ],
+        )
+        .await;
+    assert_eq!(ran.code, Some(1), "{}{}", ran.stdout, ran.stderr);
+    assert!(report["shrink_runs"].as_u64().unwrap() <= 2, "{report}");
+    let failures = report["failures"].as_array().unwrap();
+    assert!(
+        failures.iter().any(|f| f["shrink_capped"] == true),
+        "{failures:?}"
+    );
 }
