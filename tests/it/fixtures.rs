@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::bot::*;
-use crate::flows::join_body;
+use crate::flows::{join_body, record_between};
 use crate::graph_sim::*;
 use crate::replayer::replay_with;
 use crate::util::*;
@@ -38,23 +38,7 @@ pub async fn record_two_calls_as(db: &Path, name: &str, extra: &[&str]) {
     let sim = GraphSim::new(None);
     let graph = FakePeer::start(sim.handler()).await;
     let bot = Bot::start(Script::default()).await;
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let public = format!("http://127.0.0.1:{port}");
-    let mut args = vec![
-        "--upstream",
-        &graph.url,
-        "--session",
-        name,
-        "--callback-listen",
-        &listen,
-        "--public-url",
-        &public,
-        "--bot-url",
-        &bot.peer.url,
-    ];
-    args.extend(extra);
-    let gt = Graphtape::record(db, &args).await;
+    let gt = record_between(db, name, &graph.url, &bot.peer.url, extra).await;
     bot.use_api(&gt.api);
     let callback = format!("{}{BOT_PATH}", gt.callback.clone().unwrap());
     assert_eq!(sim.notify(&callback, incoming_call()).await.status, 202);

@@ -132,6 +132,34 @@ pub async fn record_flow(db: &Path, name: &str, flow: Flow, options: SimOptions)
     record_flow_as(db, name, flow, options, Script::default()).await
 }
 
+/// `graphtape record` between `graph` and `bot` (their URLs) as session `name`: the
+/// callback listener on a free port, `callbackUri` rewritten to it, `extra` flags.
+pub async fn record_between(
+    db: &Path,
+    name: &str,
+    graph: &str,
+    bot: &str,
+    extra: &[&str],
+) -> Graphtape {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let public = format!("http://127.0.0.1:{port}");
+    let mut args = vec![
+        "--upstream",
+        graph,
+        "--session",
+        name,
+        "--callback-listen",
+        &listen,
+        "--public-url",
+        &public,
+        "--bot-url",
+        bot,
+    ];
+    args.extend(extra);
+    Graphtape::record(db, &args).await
+}
+
 /// Like [`record_flow`], with the bot behaving as `script` says.
 pub async fn record_flow_as(
     db: &Path,
@@ -143,25 +171,7 @@ pub async fn record_flow_as(
     let sim = GraphSim::with_options(None, options);
     let graph = FakePeer::start(sim.handler()).await;
     let bot = Bot::start(script).await;
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let public = format!("http://127.0.0.1:{port}");
-    let gt = Graphtape::record(
-        db,
-        &[
-            "--upstream",
-            &graph.url,
-            "--session",
-            name,
-            "--callback-listen",
-            &listen,
-            "--public-url",
-            &public,
-            "--bot-url",
-            &bot.peer.url,
-        ],
-    )
-    .await;
+    let gt = record_between(db, name, &graph.url, &bot.peer.url, &[]).await;
     bot.use_api(&gt.api);
     if flow.starts_incoming() {
         let callback = gt.callback.clone().unwrap();

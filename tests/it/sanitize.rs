@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use crate::bot::*;
-use crate::flows::join_body;
+use crate::flows::{join_body, record_between};
 use crate::graph_sim::*;
 use crate::replayer::replay_with;
 use crate::util::*;
@@ -71,23 +71,7 @@ async fn record_meeting(db: &Path, name: &str, extra: &[&str]) {
     let sim = GraphSim::new(None);
     let graph = FakePeer::start(sim.handler()).await;
     let bot = Bot::start(Script::default()).await;
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let public = format!("http://127.0.0.1:{port}");
-    let mut args = vec![
-        "--upstream",
-        &graph.url,
-        "--session",
-        name,
-        "--callback-listen",
-        &listen,
-        "--public-url",
-        &public,
-        "--bot-url",
-        &bot.peer.url,
-    ];
-    args.extend(extra);
-    let gt = Graphtape::record(db, &args).await;
+    let gt = record_between(db, name, &graph.url, &bot.peer.url, extra).await;
     bot.use_api(&gt.api);
     meeting(&bot).await;
     let stopped = gt.stop().await;
