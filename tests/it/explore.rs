@@ -594,28 +594,32 @@ async fn check_cmd_is_the_oracle_after_each_run_and_junit_has_a_case_per_run() {
     assert!(xml.contains("--check-cmd exit status: 1"), "{xml}");
 }
 
+/// The strict bot explored from seed 7 with `budget` shrink re-runs allowed.
+async fn strict_with_shrink_budget(budget: &str) -> (Ran, serde_json::Value) {
+    let s = Setup::new();
+    let bot = s.bot(STRICT).await;
+    s.explore(
+        "answer-incoming-voip-call.json",
+        &bot.peer.url,
+        &[
+            "--runs",
+            "50",
+            "--seed",
+            "7",
+            "--max-delay",
+            "0.05",
+            "--max-shrink-runs",
+            budget,
+        ],
+    )
+    .await
+}
+
 /// Shrinking is bounded: with no re-runs allowed, the failing run is reported unshrunk
 /// and says so.
 #[tokio::test]
 async fn shrinking_stops_at_max_shrink_runs_and_says_so() {
-    let s = Setup::new();
-    let bot = s.bot(STRICT).await;
-    let (ran, report) = s
-        .explore(
-            "answer-incoming-voip-call.json",
-            &bot.peer.url,
-            &[
-                "--runs",
-                "50",
-                "--seed",
-                "7",
-                "--max-delay",
-                "0.05",
-                "--max-shrink-runs",
-                "0",
-            ],
-        )
-        .await;
+    let (ran, report) = strict_with_shrink_budget("0").await;
     assert_eq!(ran.code, Some(1), "{}{}", ran.stdout, ran.stderr);
     assert_eq!(report["shrink_runs"], 0, "{report}");
     let failure = &report["failures"][0];
@@ -630,24 +634,7 @@ async fn shrinking_stops_at_max_shrink_runs_and_says_so() {
     assert!(!ran.stdout.contains("  shrink run "), "{}", ran.stdout);
 
     // The budget is the whole explore's: later failures are reported unshrunk.
-    let s = Setup::new();
-    let bot = s.bot(STRICT).await;
-    let (ran, report) = s
-        .explore(
-            "answer-incoming-voip-call.json",
-            &bot.peer.url,
-            &[
-                "--runs",
-                "50",
-                "--seed",
-                "7",
-                "--max-delay",
-                "0.05",
-                "--max-shrink-runs",
-                "2",
-            ],
-        )
-        .await;
+    let (ran, report) = strict_with_shrink_budget("2").await;
     assert_eq!(ran.code, Some(1), "{}{}", ran.stdout, ran.stderr);
     assert!(report["shrink_runs"].as_u64().unwrap() <= 2, "{report}");
     let failures = report["failures"].as_array().unwrap();
