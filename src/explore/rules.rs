@@ -288,7 +288,7 @@ fn classify(body: &[u8]) -> (Kind, bool, String) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::exchange::{Direction, RequestRecord, ResponseRecord, Timing};
+    use crate::exchange::Direction;
     use crate::replay::plan::{plan, PlanOptions};
 
     pub const CALL: &str = "57DAB8B1894C409AB240BD8BEAE78896";
@@ -296,33 +296,7 @@ pub(crate) mod tests {
     pub const OP: &str = "0FE0623FD62842EDB4BD8AC290072CC5";
 
     fn ex(seq: u64, direction: Direction, start: i64, response: i64) -> Exchange<StoredBody> {
-        Exchange {
-            seq,
-            direction,
-            wall_start_us: 0,
-            timing: Timing {
-                request_start_us: start,
-                request_end_us: Some(start),
-                response_start_us: Some(response),
-                response_end_us: Some(response),
-            },
-            request: RequestRecord {
-                method: "POST".into(),
-                path: "/api/calls".into(),
-                query: None,
-                version: "HTTP/1.1".into(),
-                headers: vec![],
-                body: StoredBody::capture(b"", usize::MAX),
-            },
-            target: None,
-            forwarded_body: None,
-            response: Some(ResponseRecord {
-                status: 202,
-                headers: vec![],
-                body: StoredBody::capture(b"", usize::MAX),
-            }),
-            error: None,
-        }
+        crate::replay::plan::tests::ex(seq, direction, start, Some(response))
     }
 
     pub fn api(seq: u64, method: &str, path: &str, start: i64, resp: i64) -> Exchange<StoredBody> {

@@ -254,13 +254,14 @@ fn delivery_path(ex: &Exchange<StoredBody>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::exchange::{RequestRecord, ResponseRecord, Timing};
 
     const CALL: &str = "57DAB8B1894C409AB240BD8BEAE78896";
 
-    fn ex(
+    /// A bare exchange (POST /api/calls, 202) with the given timing; tests set the rest.
+    pub(crate) fn ex(
         seq: u64,
         direction: Direction,
         start: i64,
