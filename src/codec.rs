@@ -35,6 +35,42 @@ pub fn encode_headers(headers: &Headers) -> Vec<HeaderPair> {
         .collect()
 }
 
+/// [`encode_headers`] as JSON text, written straight into one string (the writer does
+/// this for every exchange, so no intermediate pairs are built).
+pub fn headers_json(headers: &Headers) -> String {
+    let size: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 8).sum();
+    let mut out = Vec::with_capacity(size + 2);
+    out.push(b'[');
+    for (i, (name, value)) in headers.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'[');
+        json_string(&mut out, name);
+        out.push(b',');
+        match std::str::from_utf8(value) {
+            Ok(text) => json_string(&mut out, text),
+            Err(_) => {
+                out.extend_from_slice(br#"{"base64":""#);
+                let mut encoded = String::new();
+                B64.encode_string(value, &mut encoded);
+                out.extend_from_slice(encoded.as_bytes());
+                out.extend_from_slice(br#""}"#);
+            }
+        }
+        out.push(b']');
+    }
+    out.push(b']');
+    // Only JSON text and base64 were written: always UTF-8.
+    String::from_utf8(out).unwrap_or_else(|_| "[]".into())
+}
+
+/// `text` as a JSON string literal, escaped as serde_json escapes it.
+fn json_string(out: &mut Vec<u8>, text: &str) {
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, text);
+}
+
 /// Inverse of [`encode_headers`]; fails on invalid base64.
 pub fn decode_headers(pairs: Vec<HeaderPair>) -> Result<Headers, String> {
     pairs
@@ -91,6 +127,22 @@ impl BodyContent {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn headers_json_is_the_serde_encoding() {
+        let headers: Headers = vec![
+            ("content-type".into(), b"application/json".to_vec()),
+            ("x-quote".into(), b"a \"b\" \\ c\x01".to_vec()),
+            ("x-binary".into(), vec![0xff, 0x00, 0x80]),
+            ("x-unicode".into(), "caf\u{e9} \u{2028}".as_bytes().to_vec()),
+            ("x-empty".into(), Vec::new()),
+        ];
+        for headers in [headers, Vec::new()] {
+            let serde = serde_json::to_string(&encode_headers(&headers)).unwrap();
+            assert_eq!(headers_json(&headers), serde);
+        }
+    }
+
     use super::*;
 
     fn round_trip(bytes: &[u8]) -> BodyContent {

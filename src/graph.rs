@@ -20,6 +20,7 @@
 use crate::exchange::{header, Exchange, StoredBody};
 use crate::jsonscan::{self, Event, Frame, Str};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 
 /// An id as it appeared, and its lookup form.
@@ -52,11 +53,13 @@ pub fn normalize_id(raw: &str) -> Option<String> {
     if unbraced.eq_ignore_ascii_case("null") {
         return None;
     }
-    let norm: String = unbraced
-        .chars()
-        .filter(|&c| c != '-')
-        .flat_map(char::to_lowercase)
-        .collect();
+    let mut norm = String::with_capacity(unbraced.len());
+    for c in unbraced.chars().filter(|&c| c != '-') {
+        match c.is_ascii() {
+            true => norm.push(c.to_ascii_lowercase()),
+            false => norm.extend(c.to_lowercase()),
+        }
+    }
     (!norm.is_empty()).then_some(norm)
 }
 
@@ -355,7 +358,7 @@ fn id_ref(raw: &str) -> Option<IdRef> {
 }
 
 /// Ids from the segments that follow a calls collection.
-fn ids_from_rest(rest: &[String]) -> CallIds {
+fn ids_from_rest(rest: &[Cow<'_, str>]) -> CallIds {
     let id_at = |i: usize| {
         rest.get(i)
             .filter(|s| matches!(classify(s), Segment::Id))
@@ -373,8 +376,8 @@ fn ids_from_rest(rest: &[String]) -> CallIds {
 
 /// The segments after the calls collection, or `None` if `segments` (as
 /// returned by [`path_segments`]) is not a calls path.
-fn calls_rest(segments: &[String]) -> Option<&[String]> {
-    let is = |s: &String, name: &str| s.eq_ignore_ascii_case(name);
+fn calls_rest<'s, 'a>(segments: &'s [Cow<'a, str>]) -> Option<&'s [Cow<'a, str>]> {
+    let is = |s: &Cow<'_, str>, name: &str| s.eq_ignore_ascii_case(name);
     match segments {
         [a, b, rest @ ..] if (is(a, "communications") || is(a, "app")) && is(b, "calls") => {
             Some(rest)
@@ -386,8 +389,8 @@ fn calls_rest(segments: &[String]) -> Option<&[String]> {
 }
 
 /// Percent-decoded, non-empty path segments with scheme, host, query,
-/// fragment and a leading version segment removed.
-fn path_segments(path: &str) -> Vec<String> {
+/// fragment and a leading version segment removed; borrowed unless percent-encoded.
+fn path_segments(path: &str) -> Vec<Cow<'_, str>> {
     let path = path.trim();
     // Only a "://" before any '/', '?' or '#' is a scheme separator; one
     // inside a query (a callback URL, say) is not.
@@ -399,10 +402,10 @@ fn path_segments(path: &str) -> Vec<String> {
         _ => path,
     };
     let path = path.find(['?', '#']).map_or(path, |i| &path[..i]);
-    let mut segments: Vec<String> = path
+    let mut segments: Vec<Cow<'_, str>> = path
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| crate::percent::decode_lossy(s, false).into_owned())
+        .map(|s| crate::percent::decode_lossy(s, false))
         .collect();
     if segments.first().is_some_and(|s| is_version(s)) {
         segments.remove(0);
@@ -570,18 +573,28 @@ impl<'a> Entry<'a> {
         let text = |s: &Option<Str<'_>>| s.map(|s| s.text().into_owned());
         let resource_url = text(&self.resource_url);
         let resource = text(&self.resource);
-        let odata_id = text(&self.data.odata_id);
-        let named: Vec<CallIds> = [&resource_url, &resource, &odata_id]
-            .into_iter()
-            .flatten()
-            .map(|p| ids_from_path(p))
-            .collect();
+        // The first source that names each id; later ones are read only if needed.
+        let mut ids = CallIds::default();
+        let odata_id = self.data.odata_id.map(|s| s.text());
+        for path in [
+            resource_url.as_deref(),
+            resource.as_deref(),
+            odata_id.as_deref(),
+        ] {
+            if ids.call.is_some() && ids.operation.is_some() {
+                break;
+            }
+            let Some(path) = path else { continue };
+            let named = ids_from_path(path);
+            ids.call = ids.call.or(named.call);
+            ids.operation = ids.operation.or(named.operation);
+        }
         let object_only = |s: &Option<Str<'_>>| if self.data.is_object { text(s) } else { None };
         NotificationIndex {
             index: self.index,
             change_type: text(&self.change_type),
-            call: named.iter().find_map(|ids| ids.call.clone()),
-            operation: named.iter().find_map(|ids| ids.operation.clone()),
+            call: ids.call,
+            operation: ids.operation,
             resource,
             resource_url,
             odata_type: text(&self.data.odata_type),

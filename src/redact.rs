@@ -155,8 +155,13 @@ impl Redactor {
         if !self.enabled {
             return None;
         }
-        let name = name.trim().to_ascii_lowercase();
-        match name.as_str() {
+        // Recorded names are lower-case already; only others are copied to compare.
+        let name = name.trim();
+        let name = match name.bytes().any(|b| b.is_ascii_uppercase()) {
+            true => std::borrow::Cow::Owned(name.to_ascii_lowercase()),
+            false => std::borrow::Cow::Borrowed(name),
+        };
+        match name.as_ref() {
             "authorization" | "proxy-authorization" => self.authorization(value),
             "cookie" => self.cookie(value),
             "set-cookie" => self.set_cookie(value),

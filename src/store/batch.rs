@@ -53,13 +53,6 @@ impl Row {
         }
     }
 
-    fn stored_bytes(&self) -> usize {
-        match self {
-            Row::Exchange { ex, .. } => stored_bytes(ex),
-            Row::Route(_) => 0,
-        }
-    }
-
     fn insert(&self, conn: &Connection, session_id: i64) -> Result<(), StoreError> {
         match self {
             Row::Exchange { ex, derived, .. } => insert_derived(conn, session_id, ex, derived),
@@ -82,13 +75,11 @@ pub(crate) fn stored_bytes(ex: &Exchange<StoredBody>) -> usize {
 #[derive(Default)]
 pub(crate) struct Batch {
     rows: Vec<Row>,
-    body_bytes: usize,
     cost: u64,
 }
 
 impl Batch {
     pub(crate) fn push(&mut self, row: Row) {
-        self.body_bytes += row.stored_bytes();
         if let Row::Exchange { cost, .. } = &row {
             self.cost += u64::from(*cost);
         }
@@ -99,19 +90,15 @@ impl Batch {
         self.rows.len()
     }
 
-    pub(crate) fn body_bytes(&self) -> usize {
-        self.body_bytes
-    }
-
     /// Queue budget the batch's exchanges hold.
     pub(crate) fn cost(&self) -> u64 {
         self.cost
     }
 
-    pub(crate) fn clear(&mut self) {
-        self.rows.clear();
-        self.body_bytes = 0;
+    /// Empties the batch, handing over its rows.
+    pub(crate) fn take(&mut self) -> Vec<Row> {
         self.cost = 0;
+        std::mem::take(&mut self.rows)
     }
 
     /// (forwarded, refused) exchanges in the batch.

@@ -3,7 +3,7 @@
 use rusqlite::{params, Connection, Row};
 
 use super::StoreError;
-use crate::codec::{decode_headers, encode_headers, HeaderPair};
+use crate::codec::{decode_headers, headers_json, HeaderPair};
 use crate::exchange::{
     header, Direction, Exchange, Headers, RequestRecord, ResponseRecord, StoredBody, Timing,
 };
@@ -46,19 +46,14 @@ pub fn derive(ex: &Exchange<StoredBody>) -> Derived {
         Direction::Api => Vec::new(),
     };
     let ids = match ex.direction {
-        Direction::Api => {
-            let full_path = match &req.query {
-                Some(q) => format!("{}?{}", req.path, q),
-                None => req.path.clone(),
-            };
-            ids_from_exchange(
-                &req.method,
-                &full_path,
-                resp.map(|r| r.status),
-                resp.and_then(|r| header(&r.headers, "location")),
-                &resp.map(|r| r.content()).unwrap_or_default(),
-            )
-        }
+        // The path alone: ids never come from the query.
+        Direction::Api => ids_from_exchange(
+            &req.method,
+            &req.path,
+            resp.map(|r| r.status),
+            resp.and_then(|r| header(&r.headers, "location")),
+            &resp.map(|r| r.content()).unwrap_or_default(),
+        ),
         // A POST is about the call its first notification names.
         Direction::Callback => notifications
             .iter()
@@ -243,10 +238,6 @@ fn exchange_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Exchange<StoredBody
         response,
         error: r.get(22)?,
     }))
-}
-
-fn headers_json(headers: &Headers) -> String {
-    serde_json::to_string(&encode_headers(headers)).unwrap_or_else(|_| "[]".into())
 }
 
 fn parse_headers(seq: i64, json: &str) -> Result<Headers, StoreError> {

@@ -19,7 +19,7 @@ mod writer;
 
 pub use batch::LOCK_PATIENCE;
 pub use budget::OVERHEAD as QUEUE_OVERHEAD_PER_EXCHANGE;
-pub use exchanges::{insert_exchange, load_exchanges};
+pub use exchanges::{derive, insert_exchange, load_exchanges, Derived};
 pub use health::StoreHealth;
 pub use live::{create_live_session, create_live_session_named, is_recording, LiveLock};
 pub use open::{check_integrity, open, open_read_only, redaction_key, Access};

@@ -5,8 +5,8 @@
 
 use crate::content_encoding::map_content;
 use crate::exchange::{
-    header, hex, record_headers, Captured, CapturedBody, Exchange, Headers, RequestRecord,
-    ResponseRecord, StoredBody,
+    header, hex, record_headers, sha256_hex, Captured, CapturedBody, Exchange, Headers,
+    RequestRecord, ResponseRecord, StoredBody,
 };
 use crate::redact::Redactor;
 
@@ -35,20 +35,20 @@ pub fn prepare(ex: Captured, redactor: &Redactor, max_body: usize) -> Exchange<S
         let t = t.to_string();
         redactor.url(&t).unwrap_or(t)
     });
-    let forwarded_body = forwarded_body.map(|b| body(redactor, &request_headers, &b, max_body));
+    let forwarded_body = forwarded_body.map(|b| body(redactor, &request_headers, b, max_body));
     let request = RequestRecord {
-        body: body(redactor, &request_headers, &request.body, max_body),
+        body: body(redactor, &request_headers, request.body, max_body),
         headers: headers(redactor, request_headers),
         method: parts.method.as_str().to_string(),
         path: parts.uri.path().to_string(),
         query,
-        version: format!("{:?}", parts.version),
+        version: version_text(parts.version),
     };
     let response = response.map(|r| {
         let response_headers = record_headers(&r.headers);
         ResponseRecord {
             status: r.status.as_u16(),
-            body: body(redactor, &response_headers, &r.body, max_body),
+            body: body(redactor, &response_headers, r.body, max_body),
             headers: headers(redactor, response_headers),
         }
     });
@@ -63,6 +63,19 @@ pub fn prepare(ex: Captured, redactor: &Redactor, max_body: usize) -> Exchange<S
         response,
         error,
     }
+}
+
+/// The version as recorded (`HTTP/1.1`), without going through `Debug` formatting.
+fn version_text(version: http::Version) -> String {
+    let text = match version {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_11 => "HTTP/1.1",
+        http::Version::HTTP_2 => "HTTP/2.0",
+        http::Version::HTTP_3 => "HTTP/3.0",
+        other => return format!("{other:?}"),
+    };
+    text.to_string()
 }
 
 fn headers(redactor: &Redactor, headers: Headers) -> Headers {
@@ -81,7 +94,7 @@ fn headers(redactor: &Redactor, headers: Headers) -> Headers {
 fn body(
     redactor: &Redactor,
     headers: &Headers,
-    captured: &CapturedBody,
+    captured: CapturedBody,
     max_body: usize,
 ) -> StoredBody {
     let raw: &[u8] = &captured.bytes;
@@ -90,7 +103,18 @@ fn body(
         redactor.body(content_type, content)
     });
     match captured.sha256 {
-        None => StoredBody::capture(redacted.as_deref().unwrap_or(raw), max_body),
+        None => match redacted {
+            Some(redacted) => StoredBody::capture(&redacted, max_body),
+            // Kept as received: the captured buffer becomes the stored one (no copy
+            // when the proxy holds the only reference, as it does once it replied).
+            None if raw.len() <= max_body => StoredBody {
+                len: raw.len() as u64,
+                sha256: sha256_hex(raw),
+                truncated: false,
+                bytes: Vec::from(captured.bytes),
+            },
+            None => StoredBody::capture(raw, max_body),
+        },
         Some(digest) => {
             // A streamed body's prefix is cut mid-document: JSON (or anything encoded)
             // cannot be checked for secrets, so its bytes are withheld unless redaction
@@ -129,6 +153,19 @@ fn may_hide_secrets(content_type: Option<&str>, body: &[u8]) -> bool {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn versions_are_recorded_as_http_formats_them() {
+        for v in [
+            http::Version::HTTP_09,
+            http::Version::HTTP_10,
+            http::Version::HTTP_11,
+            http::Version::HTTP_2,
+            http::Version::HTTP_3,
+        ] {
+            assert_eq!(version_text(v), format!("{v:?}"));
+        }
+    }
     use crate::exchange::{CapturedRequest, CapturedResponse, Direction, Target, Timing};
     use bytes::Bytes;
     use http::{HeaderMap, Method, StatusCode, Uri};

@@ -11,7 +11,7 @@
 //! the budget and the commit interval, whatever the body sizes.
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -65,27 +65,55 @@ impl WriterOptions {
     }
 }
 
-/// What the proxy hands over. `Stop` ends one prepare thread.
+/// What the proxy hands over.
 enum Input {
     Exchange { ex: Box<Captured>, cost: u32 },
     Route(NewRoute),
-    Stop,
+}
+
+impl Input {
+    /// Body bytes, for the batch's byte bound.
+    fn bytes(&self) -> usize {
+        match self {
+            Input::Exchange { ex, .. } => ex.size(),
+            Input::Route(_) => 0,
+        }
+    }
+}
+
+/// What waits for a prepare thread: the next batch, filling up.
+#[derive(Default)]
+struct Inbox {
+    items: Vec<Input>,
+    bytes: usize,
+    /// When the batch's first item arrived: the batch is due `commit_interval` later.
+    first_at: Option<Instant>,
+    /// Set once the session ends: nothing more gets in, and the prepare threads drain
+    /// what is there and stop.
+    closed: bool,
 }
 
 /// State the recorders share with the writer.
 struct Shared {
     budget: Budget,
     health: Arc<StoreHealth>,
-    /// True once the session has ended. Held for reading while sending, so the writer's
-    /// final drain sees every exchange that got past the check (a `RwLock`, not an
-    /// atomic, for exactly that ordering).
-    closed: RwLock<bool>,
+    inbox: Mutex<Inbox>,
+    /// Signalled when a batch starts (its first item), fills up, or the session ends:
+    /// a prepare thread wakes once per batch, not once per exchange.
+    ready: Condvar,
+    batch_rows: usize,
+    batch_bytes: usize,
+}
+
+impl Shared {
+    fn full(&self, inbox: &Inbox) -> bool {
+        inbox.items.len() >= self.batch_rows || inbox.bytes >= self.batch_bytes
+    }
 }
 
 /// The proxy's side of the writer: cheap to clone, one per listener or task.
 #[derive(Clone)]
 pub struct Recorder {
-    tx: Sender<Input>,
     shared: Arc<Shared>,
 }
 
@@ -130,11 +158,25 @@ impl Recorder {
         &self.shared.health
     }
 
+    /// Adds to the inbox: a lock held for a push, and a wake-up only when a batch
+    /// starts or fills (no system call per exchange in between).
     fn send(&self, input: Input) -> bool {
-        let Ok(closed) = self.shared.closed.read() else {
+        let Ok(mut inbox) = self.shared.inbox.lock() else {
             return false;
         };
-        !*closed && self.tx.send(input).is_ok()
+        if inbox.closed {
+            return false;
+        }
+        let was_full = self.shared.full(&inbox);
+        inbox.bytes += input.bytes();
+        inbox.items.push(input);
+        if inbox.first_at.is_none() {
+            inbox.first_at = Some(Instant::now());
+            self.shared.ready.notify_one();
+        } else if !was_full && self.shared.full(&inbox) {
+            self.shared.ready.notify_one();
+        }
+        true
     }
 }
 
@@ -156,14 +198,15 @@ impl WriterHandle {
             end,
             recorder,
         } = self;
-        let health = recorder.shared.health.clone();
-        // One Stop per prepare thread: each exits at the first it takes, after the
-        // exchanges queued before it.
-        for _ in &prepare {
-            let _ = recorder.tx.send(Input::Stop);
+        let shared = recorder.shared;
+        let health = shared.health.clone();
+        // Closing the inbox makes the prepare threads take what is in it and stop.
+        match shared.inbox.lock() {
+            Ok(mut inbox) => inbox.closed = true,
+            Err(poisoned) => poisoned.into_inner().closed = true,
         }
+        shared.ready.notify_all();
         let _ = end.send(ended_us);
-        drop(recorder);
         for thread in prepare {
             if thread.join().is_err() {
                 health.lost(
@@ -253,34 +296,38 @@ fn spawn(
     if sanitizer.is_some() {
         options.prepare_threads = 1;
     }
-    // Shared with the database thread only for exchanges that come after the prepare
-    // thread stopped; never contended.
-    let sanitizer = Arc::new(Mutex::new(sanitizer));
     // Short: a lock held longer is waited out by the batch's own retry, which marks the
     // store failing meanwhile (what `--on-store-error fail` acts on).
     if let Err(e) = conn.busy_timeout(Duration::from_millis(100)) {
         tracing::warn!(error = %e, "setting the writer's busy timeout");
     }
-    let (tx, input) = mpsc::channel();
-    // The prepare threads share one queue; a `Mutex` around the receiver is enough
-    // because a thread holds it only to take the next item, never while preparing.
-    let input = Arc::new(Mutex::new(input));
-    let (prepared_tx, prepared) = mpsc::channel();
-    let (end, end_rx) = mpsc::channel();
     let shared = Arc::new(Shared {
         budget: Budget::new(options.queue_bytes),
         health: Arc::new(StoreHealth::default()),
-        closed: RwLock::new(false),
+        inbox: Mutex::new(Inbox::default()),
+        ready: Condvar::new(),
+        batch_rows: options.batch_rows.max(1),
+        batch_bytes: options.batch_bytes.max(1),
     });
-    let recorder = Recorder { tx, shared };
+    let recorder = Recorder {
+        shared: shared.clone(),
+    };
+    let (prepared_tx, prepared) = mpsc::channel();
+    let (end, end_rx) = mpsc::channel();
+    let mut sanitizer = sanitizer;
     let prepare = (0..options.prepare_threads.max(1))
         .map(|n| {
+            let (spent_tx, spent) = mpsc::channel();
             let stage = Stage {
-                input: input.clone(),
+                shared: shared.clone(),
                 out: prepared_tx.clone(),
+                spent_tx,
+                spent,
                 redactor: redactor.clone(),
-                sanitizer: sanitizer.clone(),
+                // With a sanitizer there is one prepare thread, and it owns it.
+                sanitizer: sanitizer.take(),
                 max_body: options.max_body,
+                interval: options.commit_interval,
             };
             std::thread::Builder::new()
                 .name(format!("graphtape-prepare-{n}"))
@@ -292,12 +339,9 @@ fn spawn(
     let writer = Database {
         conn,
         session_id,
-        options,
-        shared: recorder.shared.clone(),
-        input,
-        redactor,
-        sanitizer,
+        shared,
         rotation,
+        spent: Vec::new(),
     };
     let database = std::thread::Builder::new()
         .name("graphtape-writer".into())
@@ -312,53 +356,85 @@ fn spawn(
     (recorder, handle)
 }
 
-/// A prepare thread: captured exchanges in, rows ready to bind out.
+/// A batch ready to bind, and where to send its rows once committed: they are freed by
+/// the thread that allocated them (glibc's arenas make freeing on another thread
+/// contend with that thread's allocations).
+struct Prepared {
+    rows: Vec<Row>,
+    spent: Sender<Vec<Row>>,
+}
+
+/// A prepare thread: a batch of captured exchanges in, rows ready to bind out.
 struct Stage {
-    input: Arc<Mutex<Receiver<Input>>>,
-    out: Sender<Row>,
+    shared: Arc<Shared>,
+    out: Sender<Prepared>,
+    spent_tx: Sender<Vec<Row>>,
+    spent: Receiver<Vec<Row>>,
     redactor: Redactor,
-    sanitizer: Arc<Mutex<Option<Sanitizer>>>,
+    sanitizer: Option<Sanitizer>,
     max_body: usize,
+    interval: Duration,
 }
 
 impl Stage {
-    fn run(self) {
+    fn run(mut self) {
+        let mut spent: Vec<Row> = Vec::new();
+        while let Some(batch) = self.next_batch() {
+            // Rows the database thread has finished with are freed here, where they
+            // were made, one before each new row: the allocator then hands the same
+            // blocks straight back (freeing a whole batch at once, then allocating
+            // one, made glibc's malloc spend a third of the writer's time sorting its
+            // free lists).
+            while let Ok(mut rows) = self.spent.try_recv() {
+                spent.append(&mut rows);
+            }
+            let rows = batch
+                .into_iter()
+                .map(|input| {
+                    drop(spent.pop());
+                    self.prepare(input)
+                })
+                .collect();
+            let spent = self.spent_tx.clone();
+            if self.out.send(Prepared { rows, spent }).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Waits for a batch to be due (full, `interval` after its first item, or the
+    /// session ended) and takes it; None once the inbox is closed and empty.
+    fn next_batch(&self) -> Option<Vec<Input>> {
+        let shared = &self.shared;
+        let mut inbox = shared.inbox.lock().ok()?;
         loop {
-            let next = match self.input.lock() {
-                Ok(rx) => rx.recv(),
-                Err(_) => return,
-            };
-            let row = match next {
-                Ok(Input::Stop) | Err(_) => return,
-                Ok(input) => self.prepare(input),
-            };
-            if let Some(row) = row {
-                if self.out.send(row).is_err() {
-                    return;
+            match inbox.first_at {
+                None if inbox.closed => return None,
+                None => inbox = shared.ready.wait(inbox).ok()?,
+                Some(first) => {
+                    let left = (first + self.interval).saturating_duration_since(Instant::now());
+                    if inbox.closed || left.is_zero() || shared.full(&inbox) {
+                        inbox.first_at = None;
+                        inbox.bytes = 0;
+                        return Some(std::mem::take(&mut inbox.items));
+                    }
+                    inbox = shared.ready.wait_timeout(inbox, left).ok()?.0;
                 }
             }
         }
     }
 
-    fn prepare(&self, input: Input) -> Option<Row> {
-        to_row(input, &self.redactor, &self.sanitizer, self.max_body)
-    }
-}
-
-fn to_row(
-    input: Input,
-    redactor: &Redactor,
-    sanitizer: &Mutex<Option<Sanitizer>>,
-    max_body: usize,
-) -> Option<Row> {
-    match input {
-        Input::Exchange { ex, cost } => {
-            let mut sanitizer = sanitizer.lock().ok();
-            let sanitizer = sanitizer.as_mut().and_then(|s| s.as_mut());
-            Some(Row::exchange(*ex, redactor, sanitizer, max_body, cost))
+    fn prepare(&mut self, input: Input) -> Row {
+        match input {
+            Input::Exchange { ex, cost } => Row::exchange(
+                *ex,
+                &self.redactor,
+                self.sanitizer.as_mut(),
+                self.max_body,
+                cost,
+            ),
+            Input::Route(route) => Row::Route(route),
         }
-        Input::Route(route) => Some(Row::Route(route)),
-        Input::Stop => None,
     }
 }
 
@@ -366,28 +442,25 @@ fn to_row(
 struct Database {
     conn: Connection,
     session_id: i64,
-    options: WriterOptions,
     shared: Arc<Shared>,
-    /// The input queue and redactor, for exchanges that arrive after the prepare threads
-    /// stopped: the database thread prepares those itself.
-    input: Arc<Mutex<Receiver<Input>>>,
-    redactor: Redactor,
-    sanitizer: Arc<Mutex<Option<Sanitizer>>>,
     /// With `--rotate`: which session each exchange goes to.
     rotation: Option<Rotation>,
+    /// Committed rows, to go back to the thread that made them.
+    spent: Vec<Row>,
 }
 
 impl Database {
-    fn run(mut self, prepared: Receiver<Row>, end: Receiver<i64>) {
+    /// Commits each prepared batch as it comes, until every prepare thread has stopped.
+    fn run(mut self, prepared: Receiver<Prepared>, end: Receiver<i64>) {
         let mut batch = Batch::default();
         loop {
-            let first = match self.rotation.as_ref().and_then(Rotation::wait) {
+            let next = match self.rotation.as_ref().and_then(Rotation::wait) {
                 None => match prepared.recv() {
-                    Ok(row) => row,
+                    Ok(next) => next,
                     Err(_) => break,
                 },
                 Some(wait) => match prepared.recv_timeout(wait) {
-                    Ok(row) => row,
+                    Ok(next) => next,
                     Err(RecvTimeoutError::Timeout) => {
                         self.tick();
                         continue;
@@ -395,39 +468,14 @@ impl Database {
                     Err(RecvTimeoutError::Disconnected) => break,
                 },
             };
-            let deadline = Instant::now() + self.options.commit_interval;
-            self.push(&mut batch, first);
-            while batch.rows() < self.options.batch_rows
-                && batch.body_bytes() < self.options.batch_bytes
-            {
-                let left = deadline.saturating_duration_since(Instant::now());
-                match prepared.recv_timeout(left) {
-                    Ok(row) => self.push(&mut batch, row),
-                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
-                }
-            }
-            self.commit(&mut batch);
-            self.tick();
-        }
-        // Every prepare thread has stopped: close the gate, then store what got past it.
-        if let Ok(mut closed) = self.shared.closed.write() {
-            *closed = true;
-        }
-        let late: Vec<Input> = match self.input.lock() {
-            Ok(rx) => std::iter::from_fn(|| rx.try_recv().ok()).collect(),
-            Err(_) => Vec::new(),
-        };
-        for input in late {
-            if let Some(row) = to_row(
-                input,
-                &self.redactor,
-                &self.sanitizer,
-                self.options.max_body,
-            ) {
+            for row in next.rows {
                 self.push(&mut batch, row);
             }
+            self.commit(&mut batch);
+            // Back to the prepare thread (gone already at the end: then freed here).
+            let _ = next.spent.send(std::mem::take(&mut self.spent));
+            self.tick();
         }
-        self.commit(&mut batch);
         if let Ok(ended_us) = end.recv() {
             self.end(ended_us);
         }
@@ -472,7 +520,7 @@ impl Database {
         let health = &self.shared.health;
         batch.commit(&mut self.conn, self.session_id, health);
         self.shared.budget.release(batch.cost());
-        batch.clear();
+        self.spent.append(&mut batch.take());
     }
 
     fn end(&mut self, ended_us: i64) {

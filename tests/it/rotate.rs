@@ -98,14 +98,17 @@ async fn size_rotation_keeps_every_exchange_once_and_numbers_each_session_from_o
             sequential &= id.parse::<usize>().unwrap() < n;
             seen.push(id);
         }
-        // Rotated once the threshold was crossed: with one exchange at a time, the next
-        // exchange or two (already arrived) may still finish in the old session.
+        // Rotated once the threshold was crossed, not before. The writer sees the
+        // crossing when it prepares the batch (up to one commit interval, 5 ms, after
+        // the exchange arrived), so the exchanges that arrived meanwhile, one at a
+        // time here, still go to the old session: a few, never another threshold's
+        // worth.
         if sequential && k + 1 < all.len() {
             let bytes: usize = exchanges
                 .iter()
                 .map(|e| e.request.body.bytes.len() + 2)
                 .sum();
-            assert!((20 << 10..26 << 10).contains(&bytes), "{name}: {bytes}");
+            assert!((20 << 10..40 << 10).contains(&bytes), "{name}: {bytes}");
         }
     }
     let want: Vec<String> = (0..n).map(|i| format!("{i:06}")).collect();
