@@ -7,6 +7,9 @@
 #   BENCH_PERF=FILE bench/run.sh   also profiles graphtape's first c=32 run with perf
 #   BENCH_D1=S BENCH_D32=S         seconds per c=1 and c=32 run (default 3 and 5)
 #   GRAPHTAPE_BIN=PATH             measure that binary instead of building this checkout
+#   BENCH_LONG=N                   also the memory check: graphtape's resident memory after
+#                                  N exchanges (e.g. 1000000) against after 10,000, through
+#                                  one graphtape at c=32 (--smoke: 5,000 against 1,000)
 #
 # Everything runs on 127.0.0.1 and stops by itself. An nginx serves as the upstream
 # (291 bytes of JSON for every request, one access-log line per request: the count of
@@ -31,9 +34,9 @@ cd "$(dirname "$0")/.."
 SMOKE=0
 [[ "${1:-}" == "--smoke" ]] && SMOKE=1
 if ((SMOKE)); then
-  D1=1 D32=1 C32=4 PROFILE=debug
+  D1=1 D32=1 C32=4 PROFILE=debug LONG_FIRST=1000 LONG=5000
 else
-  D1=${BENCH_D1:-3} D32=${BENCH_D32:-5} C32=32 PROFILE=release
+  D1=${BENCH_D1:-3} D32=${BENCH_D32:-5} C32=32 PROFILE=release LONG_FIRST=10000 LONG=${BENCH_LONG:-0}
 fi
 
 need() {
@@ -299,6 +302,43 @@ fi
 run_path "graphtape callback hop" "/api/calls" "$WORK/notification.lua" callback
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
+# --- memory over a long run ----------------------------------------------------------
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+wait_forwarded() { # wait_forwarded N DEADLINE-SECONDS: until the upstream has logged N requests
+  local until=$((SECONDS + $2))
+  while (($(forwarded) < $1)); do
+    ((SECONDS < until)) || { echo "bench: fewer than $1 requests in $2 s" >&2; exit 1; }
+    sleep 0.5
+  done
+}
+LONG_LINE=""
+if ((LONG > 0)); then
+  session="bench-long-$RANDOM"
+  start_graphtape "$session"
+  reset_forwarded
+  wrk -t1 -c"$C32" -d3600s -s "$WORK/invite.lua" \
+    "$GT_API/v1.0/communications/calls/x/participants/invite" >"$WORK/long.wrk" 2>&1 &
+  WRK_PID=$!
+  PIDS+=($WRK_PID)
+  # Bounded: at least 2,000 exchanges a second, or the run fails.
+  wait_forwarded "$LONG_FIRST" $((LONG_FIRST / 2000 + 60))
+  first_at=$(forwarded) first_rss=$(rss_kb "$GT_PID")
+  wait_forwarded "$LONG" $((LONG / 2000 + 60))
+  last_at=$(forwarded) last_rss=$(rss_kb "$GT_PID")
+  kill "$WRK_PID" 2>/dev/null || true
+  wait "$WRK_PID" 2>/dev/null || true
+  stop_graphtape "$session" api_exchanges
+  for _ in $(seq 40); do
+    sent=$(forwarded)
+    [[ $sent == "$RECORDED" ]] && break
+    sleep 0.05
+  done
+  [[ $RECORDED == "$sent" ]] || FAILED=1
+  LONG_LINE=$(awk -v a="$first_at" -v ra="$first_rss" -v b="$last_at" -v rb="$last_rss" -v rec="$RECORDED" -v sent="$sent" 'BEGIN {
+    printf "memory: resident %.1f MiB after %d exchanges, %.1f MiB after %d (%.2f×; target <= 1.2×), recorded/sent %d/%d",
+      ra / 1024, a, rb / 1024, b, rb / ra, rec, sent }')
+fi
+
 # --- the table -----------------------------------------------------------------------
 NGINX_RPS=$(cut -f6 <<<"${ROWS[1]}")
 NGINX_CPU=$(cut -f9 <<<"${ROWS[1]}")
@@ -319,6 +359,7 @@ for r in "${ROWS[@]}"; do
   printf '| %s | %s | %s | %s | %s | %s%s | %s | %s | %s%s | %s | %s |\n' "$name" "$r1" "$p50" "$p99" "$added" "$r32" "$ratio" "$q50" "$q99" "$cpu" "$cratio" "$rec" "$rss"
 done
 echo "(ratios: graphtape against nginx from this run; targets: c=$C32 req/s >= 0.9×, CPU/request <= 1.5×, added p50 <= 50 µs, recorded = sent)"
+[[ -n $LONG_LINE ]] && { echo; echo "$LONG_LINE"; }
 
 echo
 if ((SMOKE)); then
