@@ -555,26 +555,56 @@ impl<T: Future + Send + 'static> Drop for Detachable<T> {
 }
 
 /// Accept failures come in bursts (descriptors exhausted): one line when a burst starts,
-/// one when it ends, and an exponential pause in between.
+/// one when accepting works again, and an exponential pause in between. Failures that
+/// resume within [`BURST_GAP`] of the last one belong to the same burst (freed
+/// descriptors are often taken again by the backlog at once), so they are not logged
+/// again.
 #[derive(Default)]
 struct AcceptErrors {
     in_a_row: u32,
+    failures: u32,
+    last_failure: Option<Instant>,
+    recovery_logged: bool,
 }
+
+/// Quiet time after which a failure starts a new burst.
+const BURST_GAP: Duration = Duration::from_secs(2);
 
 impl AcceptErrors {
     fn failed(&mut self, e: &std::io::Error) -> Duration {
-        if self.in_a_row == 0 {
+        if self.fail_at(Instant::now()) {
             tracing::warn!(error = %e, "accept failed; backing off until it works again");
         }
-        self.in_a_row = self.in_a_row.saturating_add(1);
         accept_backoff(self.in_a_row)
     }
 
     fn recovered(&mut self) {
-        if self.in_a_row > 0 {
-            tracing::warn!(failures = self.in_a_row, "accepting again");
-            self.in_a_row = 0;
+        if self.recover() {
+            tracing::warn!(failures = self.failures, "accepting again");
         }
+    }
+
+    /// Counts a failure at `now`; true when it starts a burst (the line to log).
+    fn fail_at(&mut self, now: Instant) -> bool {
+        let new_burst = self
+            .last_failure
+            .is_none_or(|last| now.saturating_duration_since(last) >= BURST_GAP);
+        if new_burst {
+            self.failures = 0;
+            self.recovery_logged = false;
+        }
+        self.last_failure = Some(now);
+        self.in_a_row = self.in_a_row.saturating_add(1);
+        self.failures = self.failures.saturating_add(1);
+        new_burst
+    }
+
+    /// Counts a success; true the first time accepting works in a burst.
+    fn recover(&mut self) -> bool {
+        let first = self.in_a_row > 0 && !self.recovery_logged;
+        self.in_a_row = 0;
+        self.recovery_logged |= first;
+        first
     }
 }
 
@@ -662,6 +692,23 @@ pub async fn stop_signal() -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accept_failures_are_logged_once_per_burst() {
+        let mut errors = AcceptErrors::default();
+        let t = Instant::now();
+        assert!(errors.fail_at(t), "the first failure starts a burst");
+        assert!(!errors.fail_at(t + Duration::from_millis(10)));
+        assert!(errors.recover(), "working again is said once");
+        // Descriptors taken again at once: the same burst, not a new line.
+        assert!(!errors.fail_at(t + Duration::from_millis(50)));
+        assert!(!errors.recover());
+        assert_eq!(errors.failures, 3);
+        // After a quiet spell, a new burst.
+        assert!(errors.fail_at(t + Duration::from_millis(50) + BURST_GAP));
+        assert_eq!((errors.failures, errors.in_a_row), (1, 1));
+        assert!(errors.recover());
+    }
 
     #[test]
     fn accept_backoff_doubles_to_a_second() {

@@ -77,12 +77,39 @@ pub fn open(path: &Path, access: Access) -> Result<Connection, StoreError> {
     // Before anything that locks: the other processes starting now must wait, not fail.
     conn.busy_timeout(BUSY_TIMEOUT)?;
     check_identity(&conn, path)?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(|source| not_openable(path, source))?;
+    use_wal(&conn).map_err(|source| not_openable(path, source))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     migrate(&mut conn, path)?;
     Ok(conn)
+}
+
+/// Puts the database in WAL mode (persistent: only its first opener changes it).
+/// Switching needs an exclusive lock, and SQLite answers "database is locked" at once,
+/// without waiting, to a connection that would deadlock with another one switching at the
+/// same moment (several processes opening one new file): that is retried here.
+fn use_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        let mode: rusqlite::Result<String> =
+            conn.pragma_query_value(None, "journal_mode", |r| r.get(0));
+        let result = match mode {
+            Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
+            Ok(_) => conn.pragma_update(None, "journal_mode", "WAL"),
+            Err(e) => Err(e),
+        };
+        match result {
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::DatabaseBusy
+                    && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Opens an existing database for reading only: no migration, no file created, works in
@@ -215,10 +242,16 @@ fn check_identity(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The application id and the number of schema objects, read in one statement (one
+/// snapshot): read apart, another process's migration committing in between made a new
+/// graphtape file look like someone else's (an id of 0 with tables).
 fn identity(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
-    let app_id: i64 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
-    let objects: i64 = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
-    Ok((app_id, objects))
+    conn.query_row(
+        "SELECT (SELECT application_id FROM pragma_application_id()),
+                (SELECT count(*) FROM sqlite_schema)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
 }
 
 fn user_version(conn: &Connection) -> Result<i64, StoreError> {
@@ -282,6 +315,27 @@ pub fn redaction_key(conn: &Connection) -> Result<Vec<u8>, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn eight_threads_opening_one_new_file_at_once_all_succeed() {
+        for round in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(format!("new-{round}.db"));
+            let start = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let threads: Vec<_> = (0..8)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        open(&path, Access::Create).map(|_| ())
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap().unwrap();
+            }
+        }
+    }
 
     #[test]
     fn foreign_files_are_refused() {
