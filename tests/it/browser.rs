@@ -240,6 +240,16 @@ impl Page {
         ))
     }
 
+    /// Clicks a link and waits for the page it leads to to load: evaluating while the
+    /// old page is being replaced fails ("execution context was destroyed").
+    pub fn click_to_navigate(&mut self, selector: &str) {
+        self.loaded = false;
+        self.click(selector);
+        while !self.loaded {
+            self.read();
+        }
+    }
+
     /// A real mouse click at the centre of the first element matching `selector`.
     pub fn click(&mut self, selector: &str) {
         let rect = self.eval(&format!(

@@ -512,7 +512,7 @@ fn replay_divergences_are_marked_and_ui_shows_the_diff() {
         rows,
         serde_json::json!(["racy-invite 1 3 6", "racy-replay-1 2 2 2"])
     );
-    page.click("tr[data-session='racy-replay-1'] a[href^='/diff']");
+    page.click_to_navigate("tr[data-session='racy-replay-1'] a[href^='/diff']");
     page.wait_for("document.querySelector('table.diff') !== null");
     let only_b =
         page.eval("[...document.querySelectorAll('tr.only-b td.b')].map(t => t.innerText)");
