@@ -366,6 +366,11 @@ async fn a_correct_bot_passes_every_strategy() {
                     strategy,
                     "--max-delay",
                     "0.02",
+                    // A correct bot makes every cause at once, so the wait never runs
+                    // out here; the other tests' 2 s (to fail fast) once did, for one
+                    // request, on a machine loaded by the whole suite: a false alarm.
+                    "--wait",
+                    "10",
                 ],
             )
             .await;
