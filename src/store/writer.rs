@@ -543,3 +543,63 @@ impl Database {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{create_session, open, Access};
+
+    fn writer(interval: Duration, rows: usize) -> (tempfile::TempDir, Recorder, WriterHandle) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("w.db"), Access::Create).unwrap();
+        let sid = create_session(&conn, "s", 0, &serde_json::json!({})).unwrap();
+        let mut options = WriterOptions::new(1024);
+        options.commit_interval = interval;
+        options.batch_rows = rows;
+        let (recorder, handle) = spawn_writer_with(conn, sid, Redactor::disabled(), options, None);
+        (dir, recorder, handle)
+    }
+
+    fn exchange(seq: u64) -> Captured {
+        Captured {
+            seq,
+            ..crate::store::prepare::tests::captured()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_group_is_committed_without_waiting_for_its_interval() {
+        let (_dir, recorder, handle) = writer(Duration::from_secs(60), 4);
+        for seq in 1..=4 {
+            recorder.record(exchange(seq)).await;
+        }
+        // Committed once full: long before the 60 s interval.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while recorder.health().recorded() < 4 {
+            assert!(
+                Instant::now() < deadline,
+                "a full group waited for its interval"
+            );
+            tokio::task::yield_now().await;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(handle.finish(1).recorded(), 4);
+    }
+
+    #[tokio::test]
+    async fn finishing_commits_a_group_before_it_is_due_and_counts_later_ones_lost() {
+        let (_dir, recorder, handle) = writer(Duration::from_secs(60), 1024);
+        for seq in 1..=3 {
+            recorder.record(exchange(seq)).await;
+        }
+        let started = Instant::now();
+        let health = handle.finish(1);
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "finish waited for the interval"
+        );
+        assert_eq!((health.recorded(), health.unrecorded()), (3, 0));
+        recorder.record(exchange(4)).await;
+        assert_eq!((health.recorded(), health.unrecorded()), (3, 1));
+    }
+}
