@@ -14,47 +14,25 @@ OLD=${1:?usage: bench/ab.sh OLD-BINARY NEW-BINARY [ROUNDS] [CONNECTIONS] [SECOND
 NEW=${2:?usage: bench/ab.sh OLD-BINARY NEW-BINARY [ROUNDS] [CONNECTIONS] [SECONDS]}
 ROUNDS=${3:-4} C=${4:-32} D=${5:-4}
 for b in "$OLD" "$NEW"; do [[ -x $b ]] || { echo "ab: $b is not an executable" >&2; exit 2; }; done
-command -v wrk >/dev/null || { echo "ab: needs wrk (Debian package wrk)" >&2; exit 2; }
+OLD=$(realpath "$OLD") NEW=$(realpath "$NEW")
+cd "$(dirname "$0")/.."
+. bench/lib.sh
+need wrk wrk
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-[[ -x $NGINX ]] || { echo "ab: needs nginx (Debian package nginx)" >&2; exit 2; }
+[[ -x $NGINX ]] || { need nginx nginx; NGINX=$(command -v nginx || echo /usr/sbin/nginx); }
 
-WORK=$(mktemp -d /tmp/graphtape-ab.XXXXXX)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 30000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-}
+bench_workdir ab
+mkdir -p "$WORK/nginx"
 UP=$(port)
-cat >"$WORK/upstream.conf" <<CONF
-$( [[ $(id -u) == 0 ]] && echo "user root;" )
-worker_processes 1;
-daemon off;
-pid $WORK/upstream.pid;
-error_log $WORK/upstream.error.log warn;
-events { worker_connections 1024; }
-http {
+nginx_conf upstream 1 "
   access_log off;
-  client_body_temp_path $WORK/b; proxy_temp_path $WORK/p; fastcgi_temp_path $WORK/f;
-  uwsgi_temp_path $WORK/u; scgi_temp_path $WORK/s;
-  keepalive_requests 1000000;
   server {
     listen 127.0.0.1:$UP;
-    location / { default_type application/json; return 200 '{"@odata.type":"#microsoft.graph.inviteParticipantsOperation","id":"0fe0623f-d628-42ed-b4bd-8ac290072cc5","status":"running"}'; }
-  }
-}
-CONF
-"$NGINX" -p "$WORK" -c "$WORK/upstream.conf" &
+    location / { default_type application/json; return 200 '{\"@odata.type\":\"#microsoft.graph.inviteParticipantsOperation\",\"id\":\"0fe0623f-d628-42ed-b4bd-8ac290072cc5\",\"status\":\"running\"}'; }
+  }"
+"$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/upstream.conf" &
 PIDS+=($!)
+wait_port "$UP"
 cat >"$WORK/invite.lua" <<'LUA'
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -62,8 +40,6 @@ wrk.headers["Authorization"] = "Bearer bench-token"
 wrk.body = '{"participants":[{"@odata.type":"#microsoft.graph.invitationParticipantInfo","identity":{"user":{"id":"278405a3-f568-4b3e-b684-009193463064","displayName":"Adele Vance"}}}],"clientContext":"f2fa86af-3c51-4bc2-8fc0-475452d9764f","callbackUri":"https://bot.contoso.com/api/calls"}'
 LUA
 
-ticks() { local f; read -ra f <<<"$(sed 's/^.*) //' "/proc/$1/stat")"; echo $((f[11] + f[12])); }
-HZ=$(getconf CLK_TCK)
 one() { # one NAME BINARY -> a line; appends "cpu rps" to $WORK/NAME
   local name=$1 bin=$2 api="" pid before after out n rps p50
   rm -f "$WORK"/ab.db*
@@ -78,16 +54,16 @@ one() { # one NAME BINARY -> a line; appends "cpu rps" to $WORK/NAME
   [[ -n $api ]] || { echo "ab: $bin did not start:" >&2; cat "$WORK/gt.err" >&2; exit 1; }
   local url="$api/v1.0/communications/calls/x/participants/invite"
   wrk -t1 -c"$C" -d1s -s "$WORK/invite.lua" "$url" >/dev/null # warm up
-  before=$(ticks "$pid")
+  before=$(cpu_ticks "$pid")
   out=$(wrk -t1 -c"$C" -d"${D}s" --latency -s "$WORK/invite.lua" "$url")
-  after=$(ticks "$pid")
+  after=$(cpu_ticks "$pid")
   kill -TERM "$pid"
   wait "$pid" || { echo "ab: $bin exited non-zero:" >&2; cat "$WORK/gt.err" >&2; exit 1; }
   n=$(awk '/requests in/ {print $1}' <<<"$out")
   rps=$(awk '/^Requests\/sec:/ {printf "%d", $2}' <<<"$out")
   p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
   local cpu
-  cpu=$(awk -v t=$((after - before)) -v hz="$HZ" -v n="$n" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
+  cpu=$(awk -v t=$((after - before)) -v hz="$TICK" -v n="$n" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
   echo "$cpu $rps" >>"$WORK/$name"
   printf '%-4s c=%s %7d req/s  p50 %8s  CPU %6s µs/req\n' "$name" "$C" "$rps" "$p50" "$cpu"
 }

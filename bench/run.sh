@@ -30,6 +30,7 @@
 # printed with the table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 SMOKE=0
 [[ "${1:-}" == "--smoke" ]] && SMOKE=1
@@ -39,15 +40,6 @@ else
   D1=${BENCH_D1:-3} D32=${BENCH_D32:-5} C32=32 PROFILE=release LONG_FIRST=10000 LONG=${BENCH_LONG:-0}
 fi
 
-need() {
-  command -v "$1" >/dev/null 2>&1 && return 0
-  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-    echo "bench: installing $2" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null ||
-      { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }
-  fi
-  command -v "$1" >/dev/null 2>&1 || { echo "bench: needs $1 (Debian package $2)" >&2; exit 2; }
-}
 need wrk wrk
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [[ -x $NGINX ]] || { need nginx nginx; NGINX=$(command -v nginx || echo /usr/sbin/nginx); }
@@ -63,14 +55,7 @@ else
   GT=target/$PROFILE/graphtape
 fi
 
-WORK=$(mktemp -d /tmp/graphtape-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_workdir bench
 
 # --- bodies ----------------------------------------------------------------------
 pad() { # pad TEXT-WITH-@PAD@ LENGTH: fills @PAD@ with x so the text is LENGTH bytes
@@ -96,31 +81,6 @@ lua "$WORK/invite.lua" "$INVITE"
 lua "$WORK/notification.lua" "$NOTIFICATION"
 
 # --- helpers ---------------------------------------------------------------------
-port() { # a free loopback port
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 30000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-}
-wait_port() {
-  for _ in $(seq 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "bench: nothing listening on $1" >&2
-  exit 1
-}
-TICK=$(getconf CLK_TCK)
-cpu_ticks() { # utime+stime of the given pids, in clock ticks
-  local sum=0 pid fields
-  for pid in "$@"; do
-    # after the ")" that ends the command name, utime and stime are fields 12 and 13
-    read -ra fields <<<"$(sed 's/^.*) //' "/proc/$pid/stat")"
-    sum=$((sum + fields[11] + fields[12]))
-  done
-  echo "$sum"
-}
 hwm_kb() { # summed VmHWM of the given pids
   local sum=0 pid
   for pid in "$@"; do
@@ -162,25 +122,6 @@ load() {
 # --- the upstream (and the reference proxy): nginx -------------------------------
 UP=$(port)
 mkdir -p "$WORK/nginx"
-nginx_conf() { # nginx_conf NAME WORKERS SERVER-BODY
-  cat >"$WORK/nginx/$1.conf" <<EOF
-$( [[ $(id -u) == 0 ]] && echo "user root;" )
-worker_processes $2;
-daemon off;
-pid $WORK/nginx/$1.pid;
-error_log $WORK/nginx/$1.error.log warn;
-events { worker_connections 4096; }
-http {
-  client_body_temp_path $WORK/nginx/$1.body;
-  proxy_temp_path $WORK/nginx/$1.proxy;
-  fastcgi_temp_path $WORK/nginx/$1.fcgi;
-  uwsgi_temp_path $WORK/nginx/$1.uwsgi;
-  scgi_temp_path $WORK/nginx/$1.scgi;
-  keepalive_requests 1000000;
-  $3
-}
-EOF
-}
 nginx_conf upstream 1 "
   access_log $WORK/nginx/upstream.access.log;
   server {

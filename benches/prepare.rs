@@ -13,6 +13,14 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use bytes::Bytes;
+use graphtape::exchange::{
+    Captured, CapturedBody, CapturedRequest, CapturedResponse, Direction, Timing,
+};
+use graphtape::redact::Redactor;
+use graphtape::store::{derive, prepare};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+
 /// The system allocator, counting allocations.
 struct Counting;
 
@@ -35,14 +43,6 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-use bytes::Bytes;
-use graphtape::exchange::{
-    Captured, CapturedBody, CapturedRequest, CapturedResponse, Direction, Timing,
-};
-use graphtape::redact::Redactor;
-use graphtape::store::{derive, prepare};
-use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 
 const INVITE: &str = r##"{"participants":[{"@odata.type":"#microsoft.graph.invitationParticipantInfo","replacesCallId":"a7ebfb2d-871e-419c-87af-27290b22e8db","identity":{"@odata.type":"#microsoft.graph.identitySet","user":{"@odata.type":"#microsoft.graph.identity","id":"278405a3-f568-4b3e-b684-009193463064","identityProvider":"AAD","displayName":"Heidi Steen"}}}],"clientContext":"f2fa86af-3c51-4bc2-8fc0-475452d9764f","callbackUri":"https://bot.contoso.com/api/calls/a7ebfb2d"}"##;
 const OPERATION: &str = r##"{"@odata.type":"#microsoft.graph.inviteParticipantsOperation","id":"0fe0623f-d628-42ed-b4bd-8ac290072cc5","status":"running","clientContext":"f2fa86af-3c51-4bc2-8fc0-475452d9764f","resultInfo":null,"participants":[{"endpointType":"default","id":"278405a3"}]}"##;
@@ -118,13 +118,6 @@ fn main() {
                 index_ns += indexed.as_nanos();
                 prepare_allocs += prepared_allocs - allocs;
                 index_allocs += ALLOCATIONS.load(Ordering::Relaxed) - prepared_allocs;
-            }
-            if std::env::var_os("PER").is_some() && round == 1000 {
-                eprintln!(
-                    "{direction:?}: prepare {} derive {}",
-                    prepared_allocs - allocs,
-                    ALLOCATIONS.load(Ordering::Relaxed) - prepared_allocs
-                );
             }
             drop((stored, derived));
         }

@@ -127,6 +127,7 @@ impl BodyContent {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn headers_json_is_the_serde_encoding() {
@@ -142,8 +143,6 @@ mod tests {
             assert_eq!(headers_json(&headers), serde);
         }
     }
-
-    use super::*;
 
     fn round_trip(bytes: &[u8]) -> BodyContent {
         let content = BodyContent::encode(bytes);

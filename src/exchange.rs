@@ -134,6 +134,20 @@ impl StoredBody {
             truncated: keep < full.len(),
         }
     }
+
+    /// [`StoredBody::capture`] of a whole buffer the caller owns: kept without a copy
+    /// when it fits (and nothing else holds it).
+    pub fn capture_owned(full: Bytes, max: usize) -> StoredBody {
+        if full.len() > max {
+            return StoredBody::capture(&full, max);
+        }
+        StoredBody {
+            len: full.len() as u64,
+            sha256: sha256_hex(&full),
+            truncated: false,
+            bytes: Vec::from(full),
+        }
+    }
 }
 
 /// A body as captured on the hot path.
@@ -310,6 +324,10 @@ mod tests {
         assert_eq!(body.len, 11);
         assert!(body.truncated);
         assert_eq!(body.sha256, sha256_hex(b"hello world"));
+        for (full, max) in [(&b"hello world"[..], 5), (b"hi", 5)] {
+            let owned = StoredBody::capture_owned(Bytes::copy_from_slice(full), max);
+            assert_eq!(owned, StoredBody::capture(full, max));
+        }
         let whole = StoredBody::capture(b"hi", 5);
         assert!(!whole.truncated);
         assert_eq!(whole.bytes, b"hi");

@@ -186,14 +186,28 @@ fn trouble(e: &StoreError) -> Trouble {
 /// is the backpressure.
 pub(crate) fn with_lock_retry<T>(
     health: &StoreHealth,
+    f: impl FnMut() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    retry_locked(
+        LOCK_PATIENCE,
+        |e| health.trouble(Trouble::Locked, e.to_string()),
+        f,
+    )
+}
+
+/// Runs `f` until it succeeds or fails for another reason than a lock held elsewhere,
+/// for up to `patience`, backing off between attempts; `on_locked` hears each lock.
+pub(crate) fn retry_locked<T>(
+    patience: Duration,
+    mut on_locked: impl FnMut(&StoreError),
     mut f: impl FnMut() -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     let started = Instant::now();
     let mut pause = Duration::from_millis(5);
     loop {
         match f() {
-            Err(e) if classify(&e) == Some(Kind::Locked) && started.elapsed() < LOCK_PATIENCE => {
-                health.trouble(Trouble::Locked, e.to_string());
+            Err(e) if classify(&e) == Some(Kind::Locked) && started.elapsed() < patience => {
+                on_locked(&e);
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(MAX_BACKOFF);
             }

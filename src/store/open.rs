@@ -77,7 +77,10 @@ pub fn open(path: &Path, access: Access) -> Result<Connection, StoreError> {
     // Before anything that locks: the other processes starting now must wait, not fail.
     conn.busy_timeout(BUSY_TIMEOUT)?;
     check_identity(&conn, path)?;
-    use_wal(&conn).map_err(|source| not_openable(path, source))?;
+    use_wal(&conn).map_err(|e| match e {
+        StoreError::Sqlite(source) => not_openable(path, source),
+        e => e,
+    })?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     migrate(&mut conn, path)?;
@@ -88,28 +91,18 @@ pub fn open(path: &Path, access: Access) -> Result<Connection, StoreError> {
 /// Switching needs an exclusive lock, and SQLite answers "database is locked" at once,
 /// without waiting, to a connection that would deadlock with another one switching at the
 /// same moment (several processes opening one new file): that is retried here.
-fn use_wal(conn: &Connection) -> rusqlite::Result<()> {
-    let started = std::time::Instant::now();
-    let mut pause = std::time::Duration::from_millis(5);
-    loop {
-        let mode: rusqlite::Result<String> =
-            conn.pragma_query_value(None, "journal_mode", |r| r.get(0));
-        let result = match mode {
-            Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
-            Ok(_) => conn.pragma_update(None, "journal_mode", "WAL"),
-            Err(e) => Err(e),
-        };
-        match result {
-            Err(rusqlite::Error::SqliteFailure(f, _))
-                if f.code == rusqlite::ErrorCode::DatabaseBusy
-                    && started.elapsed() < BUSY_TIMEOUT =>
-            {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(std::time::Duration::from_millis(100));
+fn use_wal(conn: &Connection) -> Result<(), StoreError> {
+    super::batch::retry_locked(
+        BUSY_TIMEOUT,
+        |_| {},
+        || {
+            let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                conn.pragma_update(None, "journal_mode", "WAL")?;
             }
-            other => return other,
-        }
-    }
+            Ok(())
+        },
+    )
 }
 
 /// Opens an existing database for reading only: no migration, no file created, works in

@@ -5,8 +5,8 @@
 
 use crate::content_encoding::map_content;
 use crate::exchange::{
-    header, hex, record_headers, sha256_hex, Captured, CapturedBody, Exchange, Headers,
-    RequestRecord, ResponseRecord, StoredBody,
+    header, hex, record_headers, Captured, CapturedBody, Exchange, Headers, RequestRecord,
+    ResponseRecord, StoredBody,
 };
 use crate::redact::Redactor;
 
@@ -103,17 +103,11 @@ fn body(
         redactor.body(content_type, content)
     });
     match captured.sha256 {
+        // Kept as received, the captured buffer becomes the stored one (no copy once
+        // the proxy has replied and holds no other reference).
         None => match redacted {
             Some(redacted) => StoredBody::capture(&redacted, max_body),
-            // Kept as received: the captured buffer becomes the stored one (no copy
-            // when the proxy holds the only reference, as it does once it replied).
-            None if raw.len() <= max_body => StoredBody {
-                len: raw.len() as u64,
-                sha256: sha256_hex(raw),
-                truncated: false,
-                bytes: Vec::from(captured.bytes),
-            },
-            None => StoredBody::capture(raw, max_body),
+            None => StoredBody::capture_owned(captured.bytes, max_body),
         },
         Some(digest) => {
             // A streamed body's prefix is cut mid-document: JSON (or anything encoded)
@@ -153,6 +147,9 @@ fn may_hide_secrets(content_type: Option<&str>, body: &[u8]) -> bool {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::exchange::{CapturedRequest, CapturedResponse, Direction, Target, Timing};
+    use bytes::Bytes;
+    use http::{HeaderMap, Method, StatusCode, Uri};
 
     #[test]
     fn versions_are_recorded_as_http_formats_them() {
@@ -166,9 +163,6 @@ pub(crate) mod tests {
             assert_eq!(version_text(v), format!("{v:?}"));
         }
     }
-    use crate::exchange::{CapturedRequest, CapturedResponse, Direction, Target, Timing};
-    use bytes::Bytes;
-    use http::{HeaderMap, Method, StatusCode, Uri};
 
     pub(crate) fn captured() -> Captured {
         let mut headers = HeaderMap::new();

@@ -1,13 +1,14 @@
-//! The writer: a prepare stage and the one thread that owns the recording connection.
+//! The writer: prepare threads and the one thread that owns the recording connection.
 //!
 //! ```text
-//! proxy ──record()──► budget (bytes+count) ──► input queue ──► prepare threads (redact,
-//!        hash, cap, derive ids, encode headers) ──► database thread (bind + step,
-//!        group commit: N rows, B bytes, or T ms after a batch's first row)
+//! proxy ──record()──► budget (bytes+count) ──► inbox (a group: due T ms after its first
+//!        exchange, or at N rows or B bytes) ──► a prepare thread takes it whole (redact,
+//!        hash, cap, derive ids, encode headers) ──► database thread (bind + step, one
+//!        transaction per group) ──► rows back to the prepare thread, freed there
 //! ```
 //!
 //! The proxy waits only for budget (backpressure), never for SQLite. A queued exchange
-//! holds its budget until its batch is committed, so what a crash can lose is bounded by
+//! holds its budget until its group is committed, so what a crash can lose is bounded by
 //! the budget and the commit interval, whatever the body sizes.
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -82,7 +83,6 @@ impl Input {
 }
 
 /// What waits for a prepare thread: the next batch, filling up.
-#[derive(Default)]
 struct Inbox {
     items: Vec<Input>,
     bytes: usize,
@@ -91,6 +91,46 @@ struct Inbox {
     /// Set once the session ends: nothing more gets in, and the prepare threads drain
     /// what is there and stop.
     closed: bool,
+    /// A batch this big is due at once.
+    max_rows: usize,
+    max_bytes: usize,
+}
+
+impl Inbox {
+    fn new(max_rows: usize, max_bytes: usize) -> Inbox {
+        Inbox {
+            items: Vec::new(),
+            bytes: 0,
+            first_at: None,
+            closed: false,
+            max_rows: max_rows.max(1),
+            max_bytes: max_bytes.max(1),
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.items.len() >= self.max_rows || self.bytes >= self.max_bytes
+    }
+
+    /// Adds `input` (arrived at `now`); true when a prepare thread must be woken: the
+    /// batch has just started (its deadline begins) or just filled up.
+    fn push(&mut self, input: Input, now: Instant) -> bool {
+        let was_full = self.full();
+        self.bytes += input.bytes();
+        self.items.push(input);
+        if self.first_at.is_none() {
+            self.first_at = Some(now);
+            return true;
+        }
+        !was_full && self.full()
+    }
+
+    /// Takes the batch, leaving an empty one.
+    fn take(&mut self) -> Vec<Input> {
+        self.first_at = None;
+        self.bytes = 0;
+        std::mem::take(&mut self.items)
+    }
 }
 
 /// State the recorders share with the writer.
@@ -101,14 +141,6 @@ struct Shared {
     /// Signalled when a batch starts (its first item), fills up, or the session ends:
     /// a prepare thread wakes once per batch, not once per exchange.
     ready: Condvar,
-    batch_rows: usize,
-    batch_bytes: usize,
-}
-
-impl Shared {
-    fn full(&self, inbox: &Inbox) -> bool {
-        inbox.items.len() >= self.batch_rows || inbox.bytes >= self.batch_bytes
-    }
 }
 
 /// The proxy's side of the writer: cheap to clone, one per listener or task.
@@ -167,13 +199,7 @@ impl Recorder {
         if inbox.closed {
             return false;
         }
-        let was_full = self.shared.full(&inbox);
-        inbox.bytes += input.bytes();
-        inbox.items.push(input);
-        if inbox.first_at.is_none() {
-            inbox.first_at = Some(Instant::now());
-            self.shared.ready.notify_one();
-        } else if !was_full && self.shared.full(&inbox) {
+        if inbox.push(input, Instant::now()) {
             self.shared.ready.notify_one();
         }
         true
@@ -304,10 +330,8 @@ fn spawn(
     let shared = Arc::new(Shared {
         budget: Budget::new(options.queue_bytes),
         health: Arc::new(StoreHealth::default()),
-        inbox: Mutex::new(Inbox::default()),
+        inbox: Mutex::new(Inbox::new(options.batch_rows, options.batch_bytes)),
         ready: Condvar::new(),
-        batch_rows: options.batch_rows.max(1),
-        batch_bytes: options.batch_bytes.max(1),
     });
     let recorder = Recorder {
         shared: shared.clone(),
@@ -413,10 +437,8 @@ impl Stage {
                 None => inbox = shared.ready.wait(inbox).ok()?,
                 Some(first) => {
                     let left = (first + self.interval).saturating_duration_since(Instant::now());
-                    if inbox.closed || left.is_zero() || shared.full(&inbox) {
-                        inbox.first_at = None;
-                        inbox.bytes = 0;
-                        return Some(std::mem::take(&mut inbox.items));
+                    if inbox.closed || left.is_zero() || inbox.full() {
+                        return Some(inbox.take());
                     }
                     inbox = shared.ready.wait_timeout(inbox, left).ok()?.0;
                 }
@@ -549,13 +571,18 @@ mod tests {
     use super::*;
     use crate::store::{create_session, open, Access};
 
-    fn writer(interval: Duration, rows: usize) -> (tempfile::TempDir, Recorder, WriterHandle) {
+    fn writer(
+        interval: Duration,
+        rows: usize,
+        queue_bytes: usize,
+    ) -> (tempfile::TempDir, Recorder, WriterHandle) {
         let dir = tempfile::tempdir().unwrap();
         let conn = open(&dir.path().join("w.db"), Access::Create).unwrap();
         let sid = create_session(&conn, "s", 0, &serde_json::json!({})).unwrap();
         let mut options = WriterOptions::new(1024);
         options.commit_interval = interval;
         options.batch_rows = rows;
+        options.queue_bytes = queue_bytes;
         let (recorder, handle) = spawn_writer_with(conn, sid, Redactor::disabled(), options, None);
         (dir, recorder, handle)
     }
@@ -567,28 +594,53 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_prepare_thread_is_woken_when_a_batch_starts_and_when_it_fills() {
+        let route = || {
+            Input::Route(NewRoute {
+                token: "t".into(),
+                target: "https://bot/x".into(),
+            })
+        };
+        let mut inbox = Inbox::new(3, 1 << 20);
+        let now = Instant::now();
+        let wakes: Vec<bool> = (0..5).map(|_| inbox.push(route(), now)).collect();
+        assert_eq!(wakes, [true, false, true, false, false]);
+        assert_eq!(inbox.take().len(), 5);
+        assert!(
+            inbox.push(route(), now),
+            "the next batch starts its own deadline"
+        );
+        // By bytes as well as rows.
+        let mut inbox = Inbox::new(1024, 1);
+        let ex = || Input::Exchange {
+            ex: Box::new(exchange(1)),
+            cost: 0,
+        };
+        assert_eq!(
+            [inbox.push(ex(), now), inbox.push(ex(), now)],
+            [true, false]
+        );
+        assert!(inbox.full());
+    }
+
     #[tokio::test]
     async fn a_full_group_is_committed_without_waiting_for_its_interval() {
-        let (_dir, recorder, handle) = writer(Duration::from_secs(60), 4);
+        // Budget for exactly four: the fifth exchange waits until a commit gives back.
+        let cost = super::super::budget::OVERHEAD + exchange(1).size();
+        let (_dir, recorder, handle) = writer(Duration::from_secs(60), 4, 4 * cost);
         for seq in 1..=4 {
             recorder.record(exchange(seq)).await;
         }
-        // Committed once full: long before the 60 s interval.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while recorder.health().recorded() < 4 {
-            assert!(
-                Instant::now() < deadline,
-                "a full group waited for its interval"
-            );
-            tokio::task::yield_now().await;
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        assert_eq!(handle.finish(1).recorded(), 4);
+        tokio::time::timeout(Duration::from_secs(20), recorder.record(exchange(5)))
+            .await
+            .expect("a full group waited for its 60 s interval");
+        assert_eq!(handle.finish(1).recorded(), 5);
     }
 
     #[tokio::test]
     async fn finishing_commits_a_group_before_it_is_due_and_counts_later_ones_lost() {
-        let (_dir, recorder, handle) = writer(Duration::from_secs(60), 1024);
+        let (_dir, recorder, handle) = writer(Duration::from_secs(60), 1024, QUEUE_BYTES);
         for seq in 1..=3 {
             recorder.record(exchange(seq)).await;
         }

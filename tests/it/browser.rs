@@ -203,6 +203,12 @@ impl Page {
         self.loaded = false;
         let r = self.call("Page.navigate", json!({"url": url}));
         assert!(r["errorText"].is_null(), "navigating to {url}: {r}");
+        self.wait_for_load();
+    }
+
+    /// Reads events until the page's load event (`loaded` was cleared before the
+    /// navigation started).
+    fn wait_for_load(&mut self) {
         while !self.loaded {
             self.read();
         }
@@ -245,9 +251,7 @@ impl Page {
     pub fn click_to_navigate(&mut self, selector: &str) {
         self.loaded = false;
         self.click(selector);
-        while !self.loaded {
-            self.read();
-        }
+        self.wait_for_load();
     }
 
     /// A real mouse click at the centre of the first element matching `selector`.

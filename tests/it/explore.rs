@@ -148,6 +148,30 @@ impl Setup {
             .unwrap_or_default();
         (ran, report)
     }
+
+    /// `replay --schedule` three times, each to a fresh bot of `behaviour`; every run
+    /// must fail (exit 1). Returns each run's output and report.
+    async fn fails_three_times_in_three(
+        &self,
+        source: &str,
+        behaviour: Behaviour,
+        schedule: &Path,
+    ) -> Vec<(Ran, serde_json::Value)> {
+        let mut runs = Vec::new();
+        for attempt in 1..=3 {
+            let bot = self.bot(behaviour).await;
+            let (ran, report) = self.replay_schedule(source, &bot.peer.url, schedule).await;
+            assert_eq!(
+                ran.code,
+                Some(1),
+                "attempt {attempt}: {}{}",
+                ran.stdout,
+                ran.stderr
+            );
+            runs.push((ran, report));
+        }
+        runs
+    }
 }
 
 fn json(path: &Path) -> serde_json::Value {
@@ -224,16 +248,7 @@ async fn a_strict_state_machine_is_caught_shrunk_and_reproduced() {
     );
 
     // replay --schedule reproduces it, three times in three, to fresh bots.
-    for attempt in 1..=3 {
-        let bot = s.bot(STRICT).await;
-        let (ran, report) = s.replay_schedule(source, &bot.peer.url, &min).await;
-        assert_eq!(
-            ran.code,
-            Some(1),
-            "attempt {attempt}: {}{}",
-            ran.stdout,
-            ran.stderr
-        );
+    for (ran, report) in s.fails_three_times_in_three(source, STRICT, &min).await {
         let status: Vec<&serde_json::Value> = report["divergences"]
             .as_array()
             .unwrap()
@@ -330,16 +345,7 @@ async fn a_bot_that_looks_for_completions_too_late_is_caught() {
             && said.contains("minimal: 1 perturbation (10 before the response to 8)"),
         "{said}"
     );
-    for attempt in 1..=3 {
-        let bot = s.bot(buggy).await;
-        let (ran, report) = s.replay_schedule(source, &bot.peer.url, &min).await;
-        assert_eq!(
-            ran.code,
-            Some(1),
-            "attempt {attempt}: {}{}",
-            ran.stdout,
-            ran.stderr
-        );
+    for (_, report) in s.fails_three_times_in_three(source, buggy, &min).await {
         let kinds: Vec<&str> = report["divergences"]
             .as_array()
             .unwrap()

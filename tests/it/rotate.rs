@@ -53,7 +53,10 @@ async fn size_rotation_keeps_every_exchange_once_and_numbers_each_session_from_o
     while let Some(done) = tasks.join_next().await {
         assert_eq!(done.unwrap().0.status, 200);
     }
-    gt.wait_stdout_line(&format!("recording session=cap-5 db={}", db.display()))
+    // The sequential half alone (80 KiB, each session 20 to 40 KiB, below) rotates at
+    // least twice; how often the concurrent half does depends on how many arrive within
+    // one commit interval.
+    gt.wait_stdout_line(&format!("recording session=cap-3 db={}", db.display()))
         .await;
     let stopped = gt.stop().await;
     assert!(stopped.status.success(), "{}", stopped.stderr);
