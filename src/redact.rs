@@ -413,31 +413,24 @@ impl Redactor {
     }
 }
 
-/// Parts one of which every secret or callback key contains, lower-case.
-const SECRET_KEY_PARTS: &[&[u8]] = &[
-    b"token",
-    b"secret",
-    b"password",
-    b"assertion",
-    b"apikey",
-    b"api_key",
-    b"callback",
-];
-
-/// Whether a JSON body could hold a key redaction looks at: one of the
-/// [`SECRET_KEY_PARTS`] in any case, or a `\u` escape (which could spell one).
-/// One pass over the bytes, comparing only where a part could start.
+/// Whether a JSON body could hold a key redaction looks at: one containing `token`,
+/// `secret`, `password`, `assertion`, `apikey`, `api_key` or `callback` in any case
+/// (every secret and callback key does), or a `\u` escape (which could spell one).
+/// One pass over the bytes; a part is compared only where its first letter is.
 fn might_hold_secret_keys(body: &[u8]) -> bool {
-    body.iter().enumerate().any(|(i, &b)| {
-        let rest = &body[i..];
-        match b | 0x20 {
-            b't' | b's' | b'p' | b'a' | b'c' => SECRET_KEY_PARTS.iter().any(|part| {
-                rest.len() >= part.len() && rest[..part.len()].eq_ignore_ascii_case(part)
-            }),
-            // `\` | 0x20 is `|`.
-            b'|' => b == b'\\' && rest.get(1) == Some(&b'u'),
-            _ => false,
-        }
+    let at = |i: usize, part: &[u8]| {
+        body.get(i..i + part.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(part))
+    };
+    body.iter().enumerate().any(|(i, &b)| match b | 0x20 {
+        b't' => at(i, b"token"),
+        b's' => at(i, b"secret"),
+        b'p' => at(i, b"password"),
+        b'a' => at(i, b"assertion") || at(i, b"apikey") || at(i, b"api_key"),
+        b'c' => at(i, b"callback"),
+        // `\` | 0x20 is `|`.
+        b'|' => b == b'\\' && body.get(i + 1) == Some(&b'u'),
+        _ => false,
     })
 }
 
