@@ -445,7 +445,9 @@ pub struct ListenerArgs {
     #[arg(long, env = "GRAPHTAPE_DRAIN_TIMEOUT", default_value_t = 30.0)]
     pub drain_timeout: f64,
 
-    /// Worker threads of the async runtime (default: one per CPU core).
+    /// Threads serving connections (default: one per CPU core). For `record`, connection
+    /// workers, each an event loop that keeps its connections for their whole life; for
+    /// `replay` and `explore`, the async runtime's workers.
     #[arg(long, env = "GRAPHTAPE_THREADS")]
     pub threads: Option<usize>,
 }

@@ -16,6 +16,7 @@
 //! - [`inspect`]: pure analysis and the view model; [`ui`]: the read-only web inspector.
 //! - [`junit`]: JUnit XML for CI (`replay --junit`, `check --junit`).
 //! - [`commands`]: one module per subcommand.
+//! - `workers`: the connection worker threads `record`'s listeners serve on.
 //! - [`demo`]: the stand-in Graph and bot `graphtape demo` records between.
 
 pub mod cli;
@@ -47,3 +48,4 @@ pub mod server;
 pub mod store;
 pub mod tls;
 pub(crate) mod ui;
+pub(crate) mod workers;

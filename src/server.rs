@@ -21,7 +21,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +29,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::ServerLimits;
 use crate::proxy::reply;
+use crate::workers::Workers;
 
 /// How a listener is stopped, shared by all listeners of one command.
 ///
@@ -150,6 +151,7 @@ pub async fn serve<H, F, B>(
         tls,
         ServerLimits::default(),
         drain,
+        None,
         handler,
         shutdown,
     )
@@ -164,11 +166,16 @@ pub async fn serve<H, F, B>(
 /// client goes away mid-exchange and hyper drops the request's future, the future is
 /// moved to a task of its own and finishes there, so the exchange still completes
 /// upstream and is recorded (the always-run logging phase of a pingora-style proxy).
+///
+/// With `workers`, each connection runs on one of them (see [`Workers`]); without, on
+/// the runtime this is called from.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve_with<H, F, B>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     limits: ServerLimits,
     drain: Drain,
+    workers: Option<Arc<Workers>>,
     handler: H,
     shutdown: impl Future<Output = ()>,
 ) where
@@ -241,7 +248,7 @@ pub async fn serve_with<H, F, B>(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let tls = tls.clone();
-        tokio::spawn(async move {
+        let served = async move |stream: TcpStream| {
             let _slot = slot;
             let io = Watched {
                 inner: stream,
@@ -276,7 +283,21 @@ pub async fn serve_with<H, F, B>(
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "connection ended with an error"),
                 Err(why) => tracing::debug!(%peer, why, "connection closed"),
             }
-        });
+        };
+        match &workers {
+            None => drop(tokio::spawn(served(stream))),
+            // The socket moves to the worker's own I/O driver, so its readiness wakes
+            // that thread.
+            Some(workers) => match stream.into_std() {
+                Ok(stream) => workers.spawn(async move {
+                    match TcpStream::from_std(stream) {
+                        Ok(stream) => served(stream).await,
+                        Err(e) => tracing::warn!(%peer, error = %e, "cannot hand a connection to a worker"),
+                    }
+                }),
+                Err(e) => tracing::warn!(%peer, error = %e, "cannot hand a connection to a worker"),
+            },
+        }
     }
     drop(listener);
     handlers.close();
@@ -626,6 +647,11 @@ pub fn bind(addr: SocketAddr, flag: &str) -> std::io::Result<(std::net::TcpListe
 /// The URL a listener can be reached at, as printed in `listening` lines.
 pub fn listen_url(addr: SocketAddr, tls: bool) -> String {
     format!("{}://{}", if tls { "https" } else { "http" }, addr)
+}
+
+/// One thread per core, the default for `--threads`.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The async runtime a command serves on: `threads` workers (default: one per core).

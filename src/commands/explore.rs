@@ -151,6 +151,7 @@ pub fn run(db: &Path, args: ExploreArgs) -> anyhow::Result<ExitCode> {
         server_tls,
         limits,
         Drain::new(drain_timeout),
+        None,
         move |req| {
             let engine = slot.lock().unwrap_or_else(|e| e.into_inner()).clone();
             engine.handle(req)

@@ -19,9 +19,10 @@ use crate::proxy::api::ApiProxy;
 use crate::proxy::callback::CallbackProxy;
 use crate::proxy::{CallbackGuard, CallbackRoutes, Forwarder, Relay};
 use crate::redact::Redactor;
-use crate::server::{bind, listen_url, runtime, serve_with, Drain, StopSignals};
+use crate::server::{bind, default_threads, listen_url, runtime, serve_with, Drain, StopSignals};
 use crate::store::{self, Access, Recorder};
 use crate::tls::{self, CertSource};
+use crate::workers::Workers;
 
 /// The settings `record` runs with, checked as a whole before anything starts.
 struct Plan {
@@ -221,8 +222,15 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         }
     };
 
+    // Connections run on the workers; the runtime only accepts, signals and serves the
+    // inspector, so one thread does.
+    let runtime = runtime(Some(1)).context("starting the async runtime")?;
+    let workers = Arc::new(
+        Workers::start(args.listener.threads.unwrap_or_else(default_threads))
+            .context("starting the connection workers")?,
+    );
     let relay = |recorder: Recorder, timeout| Relay {
-        forwarder: Forwarder::new(client_tls.clone(), timeout),
+        forwarder: Forwarder::per_worker(client_tls.clone(), timeout, workers.count()),
         clock: clock.clone(),
         recorder,
         policy: args.on_store_error,
@@ -239,7 +247,7 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         routes,
     });
 
-    let runtime = runtime(args.listener.threads).context("starting the async runtime")?;
+    let workers_of_run = workers.clone();
     let drain = Drain::new(plan.drain_timeout);
     let limits = plan.limits;
     let session = name.clone();
@@ -247,6 +255,7 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
     let drain_of_run = drain.clone();
     let served = runtime.block_on(async move {
         let drain = drain_of_run;
+        let workers = workers_of_run;
         let mut signals = StopSignals::new()?;
         let (stop_tx, stop_rx) = watch::channel(());
         let stop_rx_ui = stop_rx.clone();
@@ -266,6 +275,7 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
             api_tls,
             limits,
             drain.clone(),
+            Some(workers.clone()),
             move |req| api.clone().handle(req),
             stopped(stop_rx.clone()),
         )));
@@ -280,6 +290,7 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
                 server_tls,
                 limits,
                 drain.clone(),
+                Some(workers),
                 move |req| callback_proxy.clone().handle(req),
                 stopped(stop_rx),
             )));
@@ -310,8 +321,9 @@ pub fn run(db: &Path, args: RecordArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok(())
     });
     // Connection tasks still running after the drain deadline hold recorders; ending
-    // the runtime drops them so the writer can finish.
+    // the runtime and the workers drops them so the writer can finish.
     runtime.shutdown_timeout(Duration::from_secs(1));
+    workers.stop();
     let health = writer.finish(clock.now_us());
     drop(live);
     served?;

@@ -271,6 +271,7 @@ pub fn run(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
                     server_tls,
                     limits,
                     Drain::new(drain_timeout),
+                    None,
                     move |req| engine.clone().handle(req),
                     async move {
                         let mut rx = stop_rx;

@@ -61,25 +61,43 @@ pub struct Outcome {
 
 /// A pooled HTTP/1.1 + HTTP/2 client over plain TCP or rustls, with a deadline per
 /// exchange.
+///
+/// One pool per connection worker (see [`crate::workers`]): an upstream connection is
+/// then driven by the thread whose requests use it.
 #[derive(Clone)]
 pub struct Forwarder {
-    client: Client<HttpsConnector<HttpConnector>, ProxyBody>,
+    clients: std::sync::Arc<[Client<HttpsConnector<HttpConnector>, ProxyBody>]>,
     timeout: Duration,
 }
 
 impl Forwarder {
     /// A client trusting the roots in `tls`; `timeout` bounds each whole exchange.
     pub fn new(tls: rustls::ClientConfig, timeout: Duration) -> Forwarder {
+        Forwarder::per_worker(tls, timeout, 1)
+    }
+
+    /// [`Forwarder::new`] with a pool for each of `workers` connection workers.
+    pub fn per_worker(tls: rustls::ClientConfig, timeout: Duration, workers: usize) -> Forwarder {
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .enable_http2()
             .build();
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(connector);
-        Forwarder { client, timeout }
+        let clients = (0..workers.max(1))
+            .map(|_| {
+                Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(Duration::from_secs(90))
+                    .build(connector.clone())
+            })
+            .collect();
+        Forwarder { clients, timeout }
+    }
+
+    /// The pool of the worker this runs on (the first off the workers).
+    fn client(&self) -> &Client<HttpsConnector<HttpConnector>, ProxyBody> {
+        let worker = crate::workers::current().unwrap_or(0);
+        &self.clients[worker % self.clients.len()]
     }
 
     /// Sends `req` and reads the full answer, timing its head and end on `clock`.
@@ -112,7 +130,7 @@ impl Forwarder {
         let mut out = Outcome::default();
         let exchange = async {
             let resp = self
-                .client
+                .client()
                 .request(req)
                 .await
                 .map_err(|e| request_error(&uri, &e))?;

@@ -163,6 +163,40 @@ async fn hundred_concurrent_exchanges_get_distinct_gap_free_sequence_numbers() {
     assert_eq!(paths.len(), 100);
 }
 
+/// `--threads N` starts N connection workers, and exchanges over many connections at
+/// once, spread over them, are all recorded in one gap-free order.
+#[tokio::test]
+async fn threads_sets_the_connection_workers_and_every_exchange_is_recorded() {
+    let graph = FakePeer::start(graph_like()).await;
+    let Setup {
+        graph: _graph,
+        db,
+        gt,
+        _dir,
+    } = Setup::record(graph, "w", &["--threads", "3"]).await;
+    let mut workers: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", gt.pid()))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.unwrap().path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| name.starts_with("gt-conn-"))
+        .collect();
+    workers.sort();
+    assert_eq!(workers, ["gt-conn-0", "gt-conn-1", "gt-conn-2"]);
+    // One client per request: sixty connections, twenty per worker.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..60 {
+        let url = format!("{}/v1.0/communications/calls/{i}", gt.api);
+        tasks.spawn(async move { send(&client(), request("GET", &url, &[], b"")).await });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (parts, body) = done.unwrap();
+        assert_eq!(parts.status, 200, "{}", String::from_utf8_lossy(&body));
+    }
+    assert!(gt.stop().await.status.success());
+    let seqs: Vec<u64> = exchanges(&db, "w").iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=60).collect::<Vec<u64>>());
+}
+
 #[tokio::test]
 async fn upstream_down_gives_502_and_the_failure_is_recorded() {
     // A port that was just free: nothing listens there.
