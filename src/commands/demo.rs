@@ -102,7 +102,32 @@ fn heading(command: &str) -> std::io::Result<()> {
 }
 
 /// Runs the stand-ins and `graphtape record` between them until the call is over.
+///
+/// The callback port is picked before `record` starts (its public URL names it), so
+/// something else can take it first; then `record` stops before listening, and the
+/// demo tries again on another port, up to three times.
 async fn record(db: &Path, session: &str) -> anyhow::Result<()> {
+    let mut attempt = 1;
+    loop {
+        match record_once(db, session).await? {
+            None => return Ok(()),
+            Some(status) if attempt < 3 => {
+                eprintln!(
+                    "graphtape demo: graphtape record stopped before listening ({status}); \
+                     trying again on another port"
+                );
+                attempt += 1;
+            }
+            Some(status) => bail!(
+                "graphtape record stopped before listening ({status}); see its messages above"
+            ),
+        }
+    }
+}
+
+/// One run of [`record`]: the exit status of a `record` that stopped before listening,
+/// or None once the call is over.
+async fn record_once(db: &Path, session: &str) -> anyhow::Result<Option<std::process::ExitStatus>> {
     let callback_port = free_port()?;
     let callback = format!("http://127.0.0.1:{callback_port}");
     let mut bot = Bot::start()?;
@@ -171,8 +196,7 @@ async fn record(db: &Path, session: &str) -> anyhow::Result<()> {
         }
     }
     let Some(api) = api else {
-        let status = child.wait().await?;
-        bail!("graphtape record stopped before listening ({status}); see its messages above");
+        return Ok(Some(child.wait().await?));
     };
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
 
@@ -190,14 +214,27 @@ async fn record(db: &Path, session: &str) -> anyhow::Result<()> {
     if !status.success() {
         bail!("graphtape record ended with {status}; see its messages above");
     }
-    Ok(())
+    Ok(None)
 }
 
 /// A port the callback listener can take (the public URL must name it up front).
+///
+/// One below Linux's default ephemeral range (32768 and up), so the machine's outgoing
+/// connections, which take ports from that range, cannot take it before `record`
+/// binds it; only another listener could. The kernel's pick when none of those is free.
 fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .context("finding a free port on 127.0.0.1")?;
-    Ok(listener.local_addr()?.port())
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() as u64);
+    let below_ephemeral = (0..32u64).map(|i| 20_000 + ((seed + i * 7919) % 12_000) as u16);
+    for port in below_ephemeral.chain([0]) {
+        if let Ok(listener) = std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
+        {
+            return Ok(listener.local_addr()?.port());
+        }
+    }
+    bail!("finding a free port on 127.0.0.1: none of the ones tried could be bound")
 }
 
 /// Asks `record` to stop as Ctrl-C would: it drains, flushes and closes the session.
@@ -213,4 +250,17 @@ fn stop(child: &tokio::process::Child) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_callback_port_is_free_and_below_the_ephemeral_range() {
+        let port = free_port().expect("a port");
+        assert!((20_000..32_000).contains(&port), "{port}");
+        std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
+            .expect("the port picked can be bound");
+    }
 }
