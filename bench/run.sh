@@ -253,12 +253,15 @@ wait_forwarded() { # wait_forwarded N DEADLINE-SECONDS: until the upstream has l
   done
 }
 # Exchanges forwarded but not yet committed (in flight, or queued for the writer, whose
-# byte budget bounds the queue): resident memory includes them.
+# byte budget bounds the queue): resident memory includes them. The count of forwarded
+# ones is read first: the query takes a while, and its snapshot is taken as it starts.
 waiting() { # waiting SESSION
-  local committed
+  local sent committed
+  sent=$(forwarded)
   committed=$("$GT" sessions --db "$WORK/bench.db" --json |
     grep "\"name\":\"$1\"" | sed -n 's/.*"api_exchanges":\([0-9]*\).*/\1/p')
-  echo $(($(forwarded) - ${committed:-0}))
+  local left=$((sent - ${committed:-0}))
+  echo $((left > 0 ? left : 0))
 }
 LONG_LINE=""
 if ((LONG > 0)); then
