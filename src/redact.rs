@@ -10,6 +10,7 @@
 //! the secret itself cannot be read back without the per-database key.
 
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
 use base64::alphabet::URL_SAFE;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
@@ -95,7 +96,14 @@ const JWT_BASE64: GeneralPurpose = GeneralPurpose::new(
 pub struct Redactor {
     key: hmac::Key,
     enabled: bool,
+    /// The last `Authorization` value redacted and what it became, shared by clones:
+    /// a bot sends the same bearer token for an hour, and hashing it and decoding its
+    /// claims costs more than the rest of an exchange's redaction.
+    last_authorization: Arc<Mutex<Option<Redacted>>>,
 }
+
+/// A value as received and as redacted.
+type Redacted = (Vec<u8>, Vec<u8>);
 
 /// Hand-written so that debug-printing a config never shows anything key-derived.
 impl fmt::Debug for Redactor {
@@ -113,6 +121,7 @@ impl Redactor {
         Self {
             key: hmac::Key::new(hmac::HMAC_SHA256, key),
             enabled: true,
+            last_authorization: Arc::default(),
         }
     }
 
@@ -124,6 +133,7 @@ impl Redactor {
         Self {
             key: hmac::Key::new(hmac::HMAC_SHA256, &[0; 32]),
             enabled: false,
+            last_authorization: Arc::default(),
         }
     }
 
@@ -162,7 +172,7 @@ impl Redactor {
             false => std::borrow::Cow::Borrowed(name),
         };
         match name.as_ref() {
-            "authorization" | "proxy-authorization" => self.authorization(value),
+            "authorization" | "proxy-authorization" => self.authorization_cached(value),
             "cookie" => self.cookie(value),
             "set-cookie" => self.set_cookie(value),
             _ if is_credential_header(&name) => {
@@ -216,6 +226,24 @@ impl Redactor {
         } else {
             Some(self.placeholder(secret))
         }
+    }
+
+    /// [`Redactor::authorization`], answered from the last value when it repeats (the
+    /// result depends only on the value and the key).
+    fn authorization_cached(&self, value: &[u8]) -> Option<Vec<u8>> {
+        let last = || {
+            self.last_authorization
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+        };
+        if let Some((seen, redacted)) = last().as_ref() {
+            if seen.as_slice() == value {
+                return Some(redacted.clone());
+            }
+        }
+        let redacted = self.authorization(value)?;
+        *last() = Some((value.to_vec(), redacted.clone()));
+        Some(redacted)
     }
 
     fn authorization(&self, value: &[u8]) -> Option<Vec<u8>> {
@@ -715,6 +743,28 @@ mod tests {
         for part in token.split('.') {
             assert!(!out.contains(part), "{part} leaked into {out}");
         }
+    }
+
+    #[test]
+    fn a_repeated_authorization_is_answered_as_the_first_time_and_a_new_one_anew() {
+        let r = redactor();
+        let a = format!("Bearer {}", bot_jwt());
+        let b = format!(
+            "Bearer {}",
+            jwt(r#"{"iss":"https://sts.windows.net/t/","exp":5}"#)
+        );
+        // Computed without the cache, as the reference.
+        let (first_a, first_b) = (r.authorization(a.as_bytes()), r.authorization(b.as_bytes()));
+        assert!(first_a.is_some() && first_b.is_some() && first_a != first_b);
+        for value in [&a, &a, &b, &a, &b, &b] {
+            let expected = if value == &a { &first_a } else { &first_b };
+            assert_eq!(&r.header_value("authorization", value.as_bytes()), expected);
+        }
+        // A clone shares what was seen; what was redacted is still left alone.
+        let clone = r.clone();
+        assert_eq!(clone.header_value("authorization", b.as_bytes()), first_b);
+        let redacted = first_b.expect("redacted");
+        assert_eq!(clone.header_value("authorization", &redacted), None);
     }
 
     #[test]
