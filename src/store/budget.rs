@@ -55,11 +55,6 @@ impl Budget {
         self.sem.add_permits(cost as usize);
     }
 
-    /// Bytes (and count overheads) held by exchanges not yet committed.
-    pub(crate) fn queued(&self) -> usize {
-        self.total.saturating_sub(self.sem.available_permits())
-    }
-
     /// Makes every waiting and future `acquire` fail: the writer is gone.
     pub(crate) fn close(&self) {
         self.sem.close();

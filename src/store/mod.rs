@@ -15,7 +15,6 @@ mod prune;
 mod rotation;
 mod routes;
 mod sessions;
-mod trim;
 mod writer;
 
 pub use batch::LOCK_PATIENCE;

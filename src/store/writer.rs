@@ -22,7 +22,6 @@ use super::batch::{Batch, Row};
 use super::budget::Budget;
 use super::health::Trouble;
 use super::rotation::{RotateRule, Rotation};
-use super::trim::{give_back, TrimRule};
 use super::{NewRoute, StoreHealth};
 use crate::exchange::Captured;
 use crate::redact::Redactor;
@@ -404,7 +403,6 @@ struct Stage {
 impl Stage {
     fn run(mut self) {
         let mut spent: Vec<Row> = Vec::new();
-        let mut trim = TrimRule::default();
         while let Some(batch) = self.next_batch() {
             // Rows the database thread has finished with are freed here, where they
             // were made, one before each new row: the allocator then hands the same
@@ -424,9 +422,6 @@ impl Stage {
             let spent = self.spent_tx.clone();
             if self.out.send(Prepared { rows, spent }).is_err() {
                 return;
-            }
-            if trim.observe(self.shared.budget.queued(), Instant::now()) {
-                give_back();
             }
         }
     }
