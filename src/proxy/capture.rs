@@ -104,10 +104,7 @@ impl Inbound {
         self.parts.extensions.clear();
         let (headers, body) = detach(&self.parts.headers, self.body);
         self.parts.headers = headers;
-        // The URI is a slice of the same buffer: a short copy of its own too.
-        if let Ok(uri) = http::Uri::try_from(self.parts.uri.to_string()) {
-            self.parts.uri = uri;
-        }
+        self.parts.uri = own_uri(&self.parts.uri);
         let captured = Captured {
             seq: self.seq,
             direction,
@@ -159,6 +156,13 @@ pub fn detach(headers: &HeaderMap, body: Bytes) -> (HeaderMap, Bytes) {
     (out, body)
 }
 
+/// A copy of `uri` in an allocation of its own. A request's URI, and an upstream URI
+/// joined from it, are slices of the connection's read buffer; kept in a record
+/// waiting for the writer, they would keep that whole buffer alive (see [`detach`]).
+pub fn own_uri(uri: &http::Uri) -> http::Uri {
+    http::Uri::try_from(uri.to_string()).unwrap_or_else(|_| uri.clone())
+}
+
 /// Completes a streamed request body in `ex` from how it ended; returns the failure,
 /// if it did not end normally.
 pub fn finish_request(ex: &mut Captured, end: Option<TeeEnd>) -> Option<BodyFailure> {
@@ -192,5 +196,31 @@ mod tests {
         assert_eq!(out, headers);
         assert_eq!(&body[..], b"{\"a\":1}");
         assert_ne!(body.as_ptr(), wire[16..].as_ptr(), "a copy, not a slice");
+    }
+
+    #[test]
+    fn an_owned_uri_is_equal_and_no_longer_shares_the_buffer() {
+        let wire = Bytes::from_static(b"POST /v1.0/communications/calls?x=1 HTTP/1.1");
+        let pq = http::uri::PathAndQuery::from_maybe_shared(wire.slice(5..35)).unwrap();
+        let uri = http::Uri::from_parts({
+            let mut parts = http::uri::Parts::default();
+            parts.scheme = Some(http::uri::Scheme::HTTPS);
+            parts.authority = Some(http::uri::Authority::from_static("graph.microsoft.com"));
+            parts.path_and_query = Some(pq);
+            parts
+        })
+        .unwrap();
+        assert_eq!(
+            uri.path().as_ptr(),
+            wire[5..].as_ptr(),
+            "the test's URI is a slice"
+        );
+        let owned = own_uri(&uri);
+        assert_eq!(owned, uri);
+        assert_ne!(
+            owned.path().as_ptr(),
+            uri.path().as_ptr(),
+            "a copy, not a slice"
+        );
     }
 }
