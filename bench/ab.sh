@@ -21,21 +21,10 @@ OLD=$(realpath "$OLD") NEW=$(realpath "$NEW")
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 need wrk wrk
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-[[ -x $NGINX ]] || { need nginx nginx; NGINX=$(command -v nginx || echo /usr/sbin/nginx); }
+find_nginx
 
 bench_workdir ab
-mkdir -p "$WORK/nginx"
-UP=$(port)
-nginx_conf upstream 1 "
-  access_log off;
-  server {
-    listen 127.0.0.1:$UP;
-    location / { default_type application/json; return 200 '{\"@odata.type\":\"#microsoft.graph.inviteParticipantsOperation\",\"id\":\"0fe0623f-d628-42ed-b4bd-8ac290072cc5\",\"status\":\"running\"}'; }
-  }"
-"$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/upstream.conf" &
-PIDS+=($!)
-wait_port "$UP"
+start_upstream off '{"@odata.type":"#microsoft.graph.inviteParticipantsOperation","id":"0fe0623f-d628-42ed-b4bd-8ac290072cc5","status":"running"}'
 cat >"$WORK/invite.lua" <<'LUA'
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"

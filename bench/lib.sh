@@ -11,6 +11,11 @@ need() { # need COMMAND DEBIAN-PACKAGE: installs it (as root) when missing, or e
   command -v "$1" >/dev/null 2>&1 || { echo "bench: needs $1 (Debian package $2)" >&2; exit 2; }
 }
 
+find_nginx() { # sets NGINX (Debian keeps it in /usr/sbin), installing it when missing
+  NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+  [[ -x $NGINX ]] || { need nginx nginx; NGINX=$(command -v nginx || echo /usr/sbin/nginx); }
+}
+
 bench_workdir() { # bench_workdir NAME: sets WORK (a fresh directory) and PIDS, killed on exit
   WORK=$(mktemp -d "/tmp/graphtape-$1.XXXXXX")
   PIDS=()
@@ -65,4 +70,17 @@ http {
   $3
 }
 EOF
+}
+start_upstream() { # start_upstream ACCESS-LOG ANSWER: sets UP, an nginx there answering ANSWER (JSON)
+  UP=$(port)
+  mkdir -p "$WORK/nginx"
+  nginx_conf upstream 1 "
+  access_log $1;
+  server {
+    listen 127.0.0.1:$UP;
+    location / { default_type application/json; return 200 '$2'; }
+  }"
+  "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/upstream.conf" &
+  PIDS+=($!)
+  wait_port "$UP"
 }

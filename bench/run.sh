@@ -41,8 +41,7 @@ else
 fi
 
 need wrk wrk
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-[[ -x $NGINX ]] || { need nginx nginx; NGINX=$(command -v nginx || echo /usr/sbin/nginx); }
+find_nginx
 
 if [[ -n ${GRAPHTAPE_BIN:-} ]]; then
   GT=$GRAPHTAPE_BIN # another build, e.g. to compare with an older commit
@@ -120,17 +119,7 @@ load() {
 }
 
 # --- the upstream (and the reference proxy): nginx -------------------------------
-UP=$(port)
-mkdir -p "$WORK/nginx"
-nginx_conf upstream 1 "
-  access_log $WORK/nginx/upstream.access.log;
-  server {
-    listen 127.0.0.1:$UP;
-    location / { default_type application/json; return 200 '$ANSWER'; }
-  }"
-"$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/upstream.conf" &
-PIDS+=($!)
-wait_port "$UP"
+start_upstream "$WORK/nginx/upstream.access.log" "$ANSWER"
 forwarded() { wc -l <"$WORK/nginx/upstream.access.log"; }
 reset_forwarded() { : >"$WORK/nginx/upstream.access.log"; }
 

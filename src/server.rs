@@ -286,17 +286,11 @@ pub async fn serve_with<H, F, B>(
         };
         match &workers {
             None => drop(tokio::spawn(served(stream))),
-            // The socket moves to the worker's own I/O driver, so its readiness wakes
-            // that thread.
-            Some(workers) => match stream.into_std() {
-                Ok(stream) => workers.spawn(async move {
-                    match TcpStream::from_std(stream) {
-                        Ok(stream) => served(stream).await,
-                        Err(e) => tracing::warn!(%peer, error = %e, "cannot hand a connection to a worker"),
-                    }
-                }),
-                Err(e) => tracing::warn!(%peer, error = %e, "cannot hand a connection to a worker"),
-            },
+            Some(workers) => {
+                if let Err(e) = workers.spawn_connection(stream, served) {
+                    tracing::warn!(%peer, error = %e, "cannot hand a connection to a worker");
+                }
+            }
         }
     }
     drop(listener);

@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use tokio::net::TcpStream;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
@@ -87,6 +88,23 @@ impl Workers {
     {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
         self.handles[i].spawn(task);
+    }
+
+    /// Runs `serve` on the next worker with `stream`, which moves to that worker's own
+    /// I/O driver, so the socket's readiness wakes that thread.
+    pub fn spawn_connection<F, Fut>(&self, stream: TcpStream, serve: F) -> std::io::Result<()>
+    where
+        F: FnOnce(TcpStream) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send,
+    {
+        let stream = stream.into_std()?;
+        self.spawn(async move {
+            match TcpStream::from_std(stream) {
+                Ok(stream) => serve(stream).await,
+                Err(e) => tracing::warn!(error = %e, "a worker could not take a connection"),
+            }
+        });
+        Ok(())
     }
 
     /// Ends every worker, all at once: tasks still running get [`STOP_GRACE`], then

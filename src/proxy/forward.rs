@@ -94,7 +94,7 @@ impl Forwarder {
         Forwarder { clients, timeout }
     }
 
-    /// The pool of the worker this runs on (the first off the workers).
+    /// The pool of the worker this runs on (the first one when not on a worker).
     fn client(&self) -> &Client<HttpsConnector<HttpConnector>, ProxyBody> {
         let worker = crate::workers::current().unwrap_or(0);
         &self.clients[worker % self.clients.len()]
