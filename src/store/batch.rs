@@ -7,6 +7,7 @@ use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 use super::exchanges::{derive, insert_derived, Derived};
 use super::health::Trouble;
+use super::rotation::Boundary;
 use super::{insert_route, prepare, NewRoute, StoreError, StoreHealth};
 use crate::exchange::{Captured, Exchange, StoredBody};
 use crate::redact::Redactor;
@@ -26,6 +27,9 @@ pub(crate) enum Row {
         cost: u32,
         /// False for requests graphtape refused (nothing passed through).
         forwarded: bool,
+        /// With `--rotate SIZE`: where the next session would start, were this the
+        /// exchange that crossed the threshold.
+        at: Option<Boundary>,
     },
     Route(NewRoute),
 }
@@ -38,6 +42,7 @@ impl Row {
         sanitizer: Option<&mut Sanitizer>,
         max_body: usize,
         cost: u32,
+        at: Option<Boundary>,
     ) -> Row {
         let forwarded = ex.target.is_some();
         let ex = prepare(ex, redactor, max_body);
@@ -50,6 +55,7 @@ impl Row {
             ex: Box::new(ex),
             cost,
             forwarded,
+            at,
         }
     }
 
@@ -268,7 +274,14 @@ mod tests {
         let redactor = Redactor::disabled();
         let mut batch = Batch::default();
         for seq in [1, 2, 2, 3] {
-            batch.push(Row::exchange(captured(seq), &redactor, None, 1024, 10));
+            batch.push(Row::exchange(
+                captured(seq),
+                &redactor,
+                None,
+                1024,
+                10,
+                None,
+            ));
         }
         let health = StoreHealth::default();
         batch.commit(&mut conn, sid, &health);

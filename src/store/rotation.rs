@@ -2,8 +2,10 @@
 //! writer's database thread.
 //!
 //! An exchange belongs to the session that was current when its request ARRIVED: a
-//! rotation notes the next sequence number the clock will hand out and the clock's
-//! offset, and every exchange from that sequence on goes to the new session, with its
+//! rotation starts at a [`Boundary`], the clock's offset and the next sequence number it
+//! will hand out (read when the time rule fell due, or, for a size rule, when the
+//! exchange that crossed the threshold was recorded, so the writer's lag does not move
+//! the split), and every exchange from that sequence on goes to the new session, with its
 //! sequence and offsets rebased so the new session counts from 1 and from its own
 //! start. Exchanges still in flight finish in the session they started in; that session
 //! ends (and its live lock is released) once every sequence number below the boundary
@@ -76,6 +78,8 @@ struct Segment {
     seen: u64,
     /// Body bytes stored here so far.
     bytes: u64,
+    /// Highest sequence number (on the process clock) placed here so far.
+    last_seq: u64,
     unrecorded_at_start: u64,
     _lock: LiveLock,
 }
@@ -125,6 +129,7 @@ impl Rotation {
                 base_us: 0,
                 seen: 0,
                 bytes: 0,
+                last_seq: 0,
                 unrecorded_at_start: 0,
                 _lock: lock,
             }],
@@ -139,6 +144,7 @@ impl Rotation {
     pub(crate) fn place(&mut self, ex: &mut Exchange<StoredBody>, stored_bytes: usize) -> i64 {
         let at = place_index(self.open.iter().map(|s| s.first_seq), ex.seq);
         let segment = &mut self.open[at];
+        segment.last_seq = segment.last_seq.max(ex.seq);
         ex.seq = ex.seq - segment.first_seq + 1;
         let base = segment.base_us;
         let t = &mut ex.timing;
@@ -174,11 +180,19 @@ impl Rotation {
         }
     }
 
+    /// With a size rule: the clock, for the recorders to mark each exchange with the
+    /// [`Boundary`] it would start.
+    pub(crate) fn size_clock(&self) -> Option<Arc<SessionClock>> {
+        matches!(self.rule, RotateRule::Size(_)).then(|| self.clock.clone())
+    }
+
     /// Rotates if due and ends the sessions whose exchanges are all stored. Called with
-    /// no batch open.
-    pub(crate) fn tick(&mut self, conn: &Connection, health: &StoreHealth) {
+    /// no batch open. A size rotation starts at `at`, the boundary marked when the
+    /// exchange that crossed the threshold was recorded; otherwise at now.
+    pub(crate) fn tick(&mut self, conn: &Connection, health: &StoreHealth, at: Option<Boundary>) {
         if self.due() && self.retry_at.is_none_or(|at| Instant::now() >= at) {
-            match self.rotate(conn, health) {
+            let at = at.unwrap_or_else(|| Boundary::now(&self.clock));
+            match self.rotate(conn, health, at) {
                 Ok(()) => self.retry_at = None,
                 Err(e) => {
                     tracing::warn!(error = %e, "starting the next session; retrying in 1 s");
@@ -232,11 +246,14 @@ impl Rotation {
             .expect("a rotation always has a current session")
     }
 
-    fn rotate(&mut self, conn: &Connection, health: &StoreHealth) -> Result<(), StoreError> {
-        // Offset first, then the boundary: every sequence from the boundary on was taken
-        // after it, so its offsets are at or after the new session's start.
-        let base_us = self.clock.now_us();
-        let first_seq = self.clock.peek_seq();
+    fn rotate(
+        &mut self,
+        conn: &Connection,
+        health: &StoreHealth,
+        at: Boundary,
+    ) -> Result<(), StoreError> {
+        let base_us = at.base_us;
+        let first_seq = first_seq(at, self.current().last_seq);
         let started = self.clock.wall_start_us() + base_us;
         let base = self.base_name.clone();
         let candidates = (self.next_suffix..).map(move |n| format!("{base}-{n}"));
@@ -259,6 +276,7 @@ impl Rotation {
             base_us,
             seen: 0,
             bytes: 0,
+            last_seq: 0,
             unrecorded_at_start: health.unrecorded(),
             _lock: lock,
         });
@@ -313,6 +331,32 @@ impl Rotation {
     }
 }
 
+/// Where the next session may start: the clock's offset, then the sequence number the
+/// clock would hand out next, read in that order. Every sequence number from `first_seq`
+/// on was taken after `base_us`, so its offsets are at or after the new session's start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Boundary {
+    pub(crate) base_us: i64,
+    pub(crate) first_seq: u64,
+}
+
+impl Boundary {
+    pub(crate) fn now(clock: &SessionClock) -> Boundary {
+        let base_us = clock.now_us();
+        Boundary {
+            base_us,
+            first_seq: clock.peek_seq(),
+        }
+    }
+}
+
+/// Pure: the first sequence number of a session starting at `at`, when the current one
+/// already holds sequences up to `last_seq` (exchanges finish out of order: one that
+/// arrived after the mark may have been placed before the crossing one was).
+fn first_seq(at: Boundary, last_seq: u64) -> u64 {
+    at.first_seq.max(last_seq + 1)
+}
+
 /// Pure: the index of the session a sequence number belongs to, given each session's
 /// first sequence number (ascending).
 fn place_index(firsts: impl Iterator<Item = u64>, seq: u64) -> usize {
@@ -350,6 +394,18 @@ mod tests {
         assert!(err.contains("--rotate \"soon\""), "{err}");
         assert!(RotateRule::parse("0s").is_err());
         assert!(RotateRule::parse("0KB").is_err());
+    }
+
+    #[test]
+    fn a_session_starts_at_its_mark_unless_a_later_sequence_is_already_placed() {
+        let at = Boundary {
+            base_us: 10,
+            first_seq: 11,
+        };
+        // Sequential traffic: the next exchange after the crossing one.
+        assert_eq!(first_seq(at, 10), 11);
+        // An exchange that arrived after the mark finished first: it stays behind.
+        assert_eq!(first_seq(at, 14), 15);
     }
 
     #[test]

@@ -21,8 +21,9 @@ use rusqlite::Connection;
 use super::batch::{Batch, Row};
 use super::budget::Budget;
 use super::health::Trouble;
-use super::rotation::{RotateRule, Rotation};
+use super::rotation::{Boundary, RotateRule, Rotation};
 use super::{NewRoute, StoreHealth};
+use crate::clock::SessionClock;
 use crate::exchange::Captured;
 use crate::redact::Redactor;
 use crate::sanitize::Sanitizer;
@@ -68,7 +69,11 @@ impl WriterOptions {
 
 /// What the proxy hands over.
 enum Input {
-    Exchange { ex: Box<Captured>, cost: u32 },
+    Exchange {
+        ex: Box<Captured>,
+        cost: u32,
+        at: Option<Boundary>,
+    },
     Route(NewRoute),
 }
 
@@ -141,6 +146,10 @@ struct Shared {
     /// Signalled when a batch starts (its first item), fills up, or the session ends:
     /// a prepare thread wakes once per batch, not once per exchange.
     ready: Condvar,
+    /// With `--rotate SIZE`: each exchange is marked with the boundary it would start,
+    /// as it is recorded (before its answer goes out), so the next session starts right
+    /// after the exchange that crossed the threshold however far the writer lags.
+    marks: Option<Arc<SessionClock>>,
 }
 
 /// The proxy's side of the writer: cheap to clone, one per listener or task.
@@ -154,10 +163,12 @@ impl Recorder {
     pub async fn record(&self, ex: Captured) {
         let forwarded = ex.target.is_some();
         let cost = self.shared.budget.cost(ex.size());
+        let at = self.shared.marks.as_deref().map(Boundary::now);
         if self.shared.budget.acquire(cost).await
             && self.send(Input::Exchange {
                 ex: Box::new(ex),
                 cost,
+                at,
             })
         {
             return;
@@ -332,6 +343,7 @@ fn spawn(
         health: Arc::new(StoreHealth::default()),
         inbox: Mutex::new(Inbox::new(options.batch_rows, options.batch_bytes)),
         ready: Condvar::new(),
+        marks: rotation.as_ref().and_then(Rotation::size_clock),
     });
     let recorder = Recorder {
         shared: shared.clone(),
@@ -448,12 +460,13 @@ impl Stage {
 
     fn prepare(&mut self, input: Input) -> Row {
         match input {
-            Input::Exchange { ex, cost } => Row::exchange(
+            Input::Exchange { ex, cost, at } => Row::exchange(
                 *ex,
                 &self.redactor,
                 self.sanitizer.as_mut(),
                 self.max_body,
                 cost,
+                at,
             ),
             Input::Route(route) => Row::Route(route),
         }
@@ -507,7 +520,11 @@ impl Database {
     /// Adds a row to the batch; with rotation, rebases it onto its session first,
     /// committing what the batch holds for another session.
     fn push(&mut self, batch: &mut Batch, mut row: Row) {
-        if let (Some(rotation), Row::Exchange { ex, .. }) = (self.rotation.as_mut(), &mut row) {
+        let mut at = None;
+        if let (Some(rotation), Row::Exchange { ex, at: mark, .. }) =
+            (self.rotation.as_mut(), &mut row)
+        {
+            at = *mark;
             let bytes = super::batch::stored_bytes(ex);
             let session_id = rotation.place(ex, bytes);
             if session_id != self.session_id {
@@ -523,14 +540,16 @@ impl Database {
             .is_some_and(|r| matches!(r.rule(), RotateRule::Size(_)) && r.due())
         {
             self.commit(batch);
-            self.tick();
+            if let Some(rotation) = self.rotation.as_mut() {
+                rotation.tick(&self.conn, &self.shared.health, at);
+            }
         }
     }
 
     /// Rotation's turn, between batches.
     fn tick(&mut self) {
         if let Some(rotation) = self.rotation.as_mut() {
-            rotation.tick(&self.conn, &self.shared.health);
+            rotation.tick(&self.conn, &self.shared.health, None);
         }
     }
 
@@ -616,6 +635,7 @@ mod tests {
         let ex = || Input::Exchange {
             ex: Box::new(exchange(1)),
             cost: 0,
+            at: None,
         };
         assert_eq!(
             [inbox.push(ex(), now), inbox.push(ex(), now)],
