@@ -441,10 +441,12 @@ impl Redactor {
     }
 }
 
-/// Whether a JSON body could hold a key redaction looks at: one containing `token`,
-/// `secret`, `password`, `assertion`, `apikey`, `api_key` or `callback` in any case
-/// (every secret and callback key does), or a `\u` escape (which could spell one).
-/// One pass over the bytes; a part is compared only where its first letter is.
+/// Whether a JSON body could hold a value redaction changes: a key containing `token`,
+/// `secret`, `password`, `assertion`, `apikey` or `api_key` in any case (every secret
+/// key does), a `callback` key whose string value has a `?` or `@` (a callback URL
+/// loses only its query's secrets and its userinfo), or a `\u` escape (which could
+/// spell either). One pass over the bytes; a part is compared only where its first
+/// letter is.
 fn might_hold_secret_keys(body: &[u8]) -> bool {
     let at = |i: usize, part: &[u8]| {
         body.get(i..i + part.len())
@@ -455,11 +457,47 @@ fn might_hold_secret_keys(body: &[u8]) -> bool {
         b's' => at(i, b"secret"),
         b'p' => at(i, b"password"),
         b'a' => at(i, b"assertion") || at(i, b"apikey") || at(i, b"api_key"),
-        b'c' => at(i, b"callback"),
+        b'c' => at(i, b"callback") && callback_url_may_hold_secrets(&body[i..]),
         // `\` | 0x20 is `|`.
         b'|' => b == b'\\' && body.get(i + 1) == Some(&b'u'),
         _ => false,
     })
+}
+
+/// For `callback` found at the start of `rest`: false only when it is plainly not a key
+/// with a string value that has a query or userinfo (`"...": "..."`, no `?`, `@` or
+/// escape in either); anything it cannot tell is true.
+fn callback_url_may_hold_secrets(rest: &[u8]) -> bool {
+    let skip_ws = |i: usize| {
+        i + rest[i..]
+            .iter()
+            .take_while(|b| b.is_ascii_whitespace())
+            .count()
+    };
+    // To the end of the string that holds `callback`.
+    let Some(end) = rest.iter().position(|&b| b == b'"' || b == b'\\') else {
+        return true;
+    };
+    if rest[end] == b'\\' {
+        return true;
+    }
+    // A key: then a colon. Anything else (a value that mentions it) redacts nothing.
+    let colon = skip_ws(end + 1);
+    if rest.get(colon) != Some(&b':') {
+        return false;
+    }
+    let value = skip_ws(colon + 1);
+    if rest.get(value) != Some(&b'"') {
+        // Not a string (null, a number, an object): the URL rule has nothing to change.
+        return false;
+    }
+    let text = &rest[value + 1..];
+    match text.iter().position(|&b| b == b'"') {
+        Some(close) => text[..close]
+            .iter()
+            .any(|&b| matches!(b, b'?' | b'@' | b'\\')),
+        None => true,
+    }
 }
 
 /// The non-secret claims replay needs, decoded from a JWT's payload.
@@ -931,14 +969,46 @@ mod tests {
 
     #[test]
     fn the_byte_prefilter_knows_every_key() {
-        for key in SECRET_JSON_KEYS.iter().chain(&["callbackUri", "callback"]) {
+        for key in SECRET_JSON_KEYS {
             let body = format!("{{\"{}\":\"x\"}}", key.to_uppercase());
+            assert!(might_hold_secret_keys(body.as_bytes()), "{key}");
+        }
+        for key in ["callbackUri", "callback"] {
+            let body = format!("{{\"{}\" : \"https://x/?s=1\"}}", key.to_uppercase());
             assert!(might_hold_secret_keys(body.as_bytes()), "{key}");
         }
         assert!(might_hold_secret_keys(br#"{"\u0074oken":"x"}"#));
         assert!(!might_hold_secret_keys(
             br#"{"id":"abc","state":"established","etag":"W/\"1\""}"#
         ));
+    }
+
+    #[test]
+    fn a_callback_url_is_walked_only_when_it_could_carry_a_credential() {
+        let r = redactor();
+        // No query, no userinfo: nothing in it to redact, and no walk (an `@odata.type`
+        // elsewhere, as every Graph body has, does not count).
+        for plain in [
+            r##"{"@odata.type":"#x","callbackUri" : "https://bot.contoso.com/api/calls"}"##,
+            r#"{"callbackUri":null,"n":"?@"}"#,
+            r#"{"note":"a callback? no","x":"@"}"#,
+        ] {
+            assert!(!might_hold_secret_keys(plain.as_bytes()), "{plain}");
+            assert_eq!(r.body(Some("application/json"), plain.as_bytes()), None);
+        }
+        for body in [
+            r#"{"callbackUri":"https://bot.contoso.com/api/calls?code=s3cret"}"#,
+            r#"{"callbackUri":"https://bot:s3cret@bot.contoso.com/api/calls"}"#,
+            r#"{"callbackUri":"https://bot.contoso.com/api/calls\u003fcode=s3cret"}"#,
+            r#"{"callbackUri":"https:\/\/bot.contoso.com\/api?code=s3cret"}"#,
+            r#"{"call\u0062ackUri":"https://bot.contoso.com/api?code=s3cret"}"#,
+        ] {
+            assert!(might_hold_secret_keys(body.as_bytes()), "{body}");
+            let redacted = r.body(Some("application/json"), body.as_bytes()).unwrap();
+            let redacted = String::from_utf8(redacted).unwrap();
+            assert!(!redacted.contains("s3cret"), "{redacted}");
+            assert!(redacted.contains("bot.contoso.com"), "{redacted}");
+        }
     }
 
     fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -1202,6 +1272,27 @@ mod props {
             let parsed: Value = serde_json::from_slice(&out).unwrap();
             prop_assert_eq!(parsed, expected(&r, &value));
             prop_assert!(!String::from_utf8_lossy(&out).contains(&secret));
+        }
+
+        /// The byte prefilter never skips a body the walk would change.
+        #[test]
+        fn callback_urls_are_redacted_exactly_as_the_walk_would(
+            mut value in json_object(),
+            style in any::<u64>(),
+            key in "(callbackUri|CALLBACKURI|callback)",
+            url in "https://(u:p@)?bot\\.contoso\\.com/api(/[a-z@]{1,4})?(\\?sig=[a-z]{3})?",
+            nested in json_value(),
+        ) {
+            let r = Redactor::new(&[9; 32]);
+            let map = value.as_object_mut().unwrap();
+            map.insert(key, Value::String(url));
+            map.insert("n".into(), nested);
+            // Compact (few escapes, the prefilter decides) and spelled (escapes, walked).
+            for text in [serde_json::to_vec(&value).unwrap(), spell(&value, style)] {
+                let out = r.body(Some("application/json"), &text).unwrap_or(text);
+                let parsed: Value = serde_json::from_slice(&out).unwrap();
+                prop_assert_eq!(parsed, expected(&r, &value));
+            }
         }
 
         #[test]
