@@ -443,56 +443,101 @@ impl Redactor {
 
 /// Whether a JSON body could hold a value redaction changes: a key containing `token`,
 /// `secret`, `password`, `assertion`, `apikey` or `api_key` in any case (every secret
-/// key does), a `callback` key whose string value has a `?` or `@` (a callback URL
-/// loses only its query's secrets and its userinfo), or a `\u` escape (which could
-/// spell either). One pass over the bytes; a part is compared only where its first
-/// letter is.
+/// key does), a `callback` key whose string value has a `?`, `@` or escape (a callback
+/// URL loses only its query's secrets and its userinfo), or a `\u` escape anywhere
+/// (which could spell either). Strings are skipped with `memchr` (SIMD); only keys are
+/// looked at byte by byte. A string with no end sends the body to the walk (which refuses it).
 fn might_hold_secret_keys(body: &[u8]) -> bool {
-    let at = |i: usize, part: &[u8]| {
-        body.get(i..i + part.len())
-            .is_some_and(|w| w.eq_ignore_ascii_case(part))
-    };
-    body.iter().enumerate().any(|(i, &b)| match b | 0x20 {
-        b't' => at(i, b"token"),
-        b's' => at(i, b"secret"),
-        b'p' => at(i, b"password"),
-        b'a' => at(i, b"assertion") || at(i, b"apikey") || at(i, b"api_key"),
-        b'c' => at(i, b"callback") && callback_url_may_hold_secrets(&body[i..]),
-        // `\` | 0x20 is `|`.
-        b'|' => b == b'\\' && body.get(i + 1) == Some(&b'u'),
-        _ => false,
-    })
+    let mut rest = body;
+    while let Some(open) = memchr::memchr(b'"', rest) {
+        let Some((text, after)) = json_string_at(&rest[open + 1..]) else {
+            return true;
+        };
+        rest = after;
+        if next_non_ws(after) != Some(b':') {
+            continue;
+        }
+        match key_part(text) {
+            Some(KeyPart::Secret) => return true,
+            Some(KeyPart::Callback) if callback_value_may_hold_secrets(after) => return true,
+            _ => {}
+        }
+    }
+    false
 }
 
-/// For `callback` found at the start of `rest`: false only when it is plainly not a key
-/// with a string value that has a query or userinfo (`"...": "..."`, no `?`, `@` or
-/// escape in either); anything it cannot tell is true.
-fn callback_url_may_hold_secrets(rest: &[u8]) -> bool {
-    let skip_ws = |i: usize| {
-        i + rest[i..]
-            .iter()
-            .take_while(|b| b.is_ascii_whitespace())
-            .count()
+enum KeyPart {
+    /// `token`, `secret`, `password`, `assertion`, `apikey` or `api_key`, in any case:
+    /// every secret JSON key contains one (a test checks).
+    Secret,
+    Callback,
+}
+
+/// What a key's raw text holds that redaction looks at; a part is compared only where
+/// its first letter is.
+fn key_part(key: &[u8]) -> Option<KeyPart> {
+    let at = |i: usize, part: &[u8]| {
+        key.get(i..i + part.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(part))
     };
-    // To the end of the string that holds `callback`.
-    let Some(end) = rest.iter().position(|&b| b == b'"' || b == b'\\') else {
+    let mut found = None;
+    for (i, &b) in key.iter().enumerate() {
+        let secret = match b | 0x20 {
+            b't' => at(i, b"token"),
+            b's' => at(i, b"secret"),
+            b'p' => at(i, b"password"),
+            b'a' => at(i, b"assertion") || at(i, b"apikey") || at(i, b"api_key"),
+            b'c' => {
+                if at(i, b"callback") {
+                    found = Some(KeyPart::Callback);
+                }
+                false
+            }
+            _ => false,
+        };
+        if secret {
+            return Some(KeyPart::Secret);
+        }
+    }
+    found
+}
+
+/// The raw text of the JSON string whose opening quote was just before `s`, and what
+/// follows its closing quote; None if it has a `\u` escape or no end.
+fn json_string_at(s: &[u8]) -> Option<(&[u8], &[u8])> {
+    let mut at = 0;
+    loop {
+        let found = at + memchr::memchr2(b'"', b'\\', s.get(at..)?)?;
+        if s[found] == b'"' {
+            return Some((&s[..found], &s[found + 1..]));
+        }
+        if s.get(found + 1) == Some(&b'u') {
+            return None;
+        }
+        at = found + 2;
+    }
+}
+
+fn next_non_ws(s: &[u8]) -> Option<u8> {
+    s.iter().copied().find(|b| !b.is_ascii_whitespace())
+}
+
+/// For what follows a `callback` key's closing quote: false only when the value is
+/// plainly not a string with a query, userinfo or escape (`: "https://host/path"`, or
+/// not a string at all: the URL rule changes strings only).
+fn callback_value_may_hold_secrets(after_key: &[u8]) -> bool {
+    let Some(colon) = memchr::memchr(b':', after_key) else {
         return true;
     };
-    if rest[end] == b'\\' {
+    let value = &after_key[colon + 1..];
+    let Some(start) = value.iter().position(|b| !b.is_ascii_whitespace()) else {
         return true;
-    }
-    // A key: then a colon. Anything else (a value that mentions it) redacts nothing.
-    let colon = skip_ws(end + 1);
-    if rest.get(colon) != Some(&b':') {
+    };
+    if value[start] != b'"' {
         return false;
     }
-    let value = skip_ws(colon + 1);
-    if rest.get(value) != Some(&b'"') {
-        // Not a string (null, a number, an object): the URL rule has nothing to change.
-        return false;
-    }
-    let text = &rest[value + 1..];
-    match text.iter().position(|&b| b == b'"') {
+    let text = &value[start + 1..];
+    match memchr::memchr(b'"', text) {
         Some(close) => text[..close]
             .iter()
             .any(|&b| matches!(b, b'?' | b'@' | b'\\')),
