@@ -55,6 +55,12 @@ impl Budget {
         self.sem.add_permits(cost as usize);
     }
 
+    /// Bytes queued now (held by exchanges not yet committed), and the whole budget.
+    pub(crate) fn in_use(&self) -> (usize, usize) {
+        let free = self.sem.available_permits().min(self.total);
+        (self.total - free, self.total)
+    }
+
     /// Makes every waiting and future `acquire` fail: the writer is gone.
     pub(crate) fn close(&self) {
         self.sem.close();

@@ -15,6 +15,7 @@ mod prune;
 mod rotation;
 mod routes;
 mod sessions;
+mod trim;
 mod writer;
 
 pub use batch::LOCK_PATIENCE;

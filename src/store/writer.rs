@@ -22,6 +22,7 @@ use super::batch::{Batch, Row};
 use super::budget::Budget;
 use super::health::Trouble;
 use super::rotation::{Boundary, RotateRule, Rotation};
+use super::trim::{self, TrimAfterSpike};
 use super::{NewRoute, StoreHealth};
 use crate::clock::SessionClock;
 use crate::exchange::Captured;
@@ -378,6 +379,7 @@ fn spawn(
         shared,
         rotation,
         spent: Vec::new(),
+        spike: TrimAfterSpike::default(),
     };
     let database = std::thread::Builder::new()
         .name("graphtape-writer".into())
@@ -482,6 +484,7 @@ struct Database {
     rotation: Option<Rotation>,
     /// Committed rows, to go back to the thread that made them.
     spent: Vec<Row>,
+    spike: TrimAfterSpike,
 }
 
 impl Database {
@@ -509,6 +512,10 @@ impl Database {
             self.commit(&mut batch);
             // Back to the prepare thread (gone already at the end: then freed here).
             let _ = next.spent.send(std::mem::take(&mut self.spent));
+            let (in_use, total) = self.shared.budget.in_use();
+            if self.spike.drained(in_use, total) {
+                trim::trim();
+            }
             self.tick();
         }
         if let Ok(ended_us) = end.recv() {
