@@ -222,7 +222,8 @@ fn after_value(stack: &[Frame<'_>]) -> State {
     }
 }
 
-fn skip_ws(bytes: &[u8], mut i: usize) -> usize {
+/// The offset of the first byte at or after `i` that is not JSON whitespace.
+pub(crate) fn skip_ws(bytes: &[u8], mut i: usize) -> usize {
     while matches!(bytes.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
         i += 1;
     }

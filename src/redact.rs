@@ -454,12 +454,15 @@ fn might_hold_secret_keys(body: &[u8]) -> bool {
             return true;
         };
         rest = after;
-        if next_non_ws(after) != Some(b':') {
+        // A key when a colon follows; its value starts after that.
+        let colon = jsonscan::skip_ws(after, 0);
+        if after.get(colon) != Some(&b':') {
             continue;
         }
+        let value = &after[jsonscan::skip_ws(after, colon + 1)..];
         match key_part(text) {
             Some(KeyPart::Secret) => return true,
-            Some(KeyPart::Callback) if callback_value_may_hold_secrets(after) => return true,
+            Some(KeyPart::Callback) if callback_value_may_hold_secrets(value) => return true,
             _ => {}
         }
     }
@@ -518,29 +521,18 @@ fn json_string_at(s: &[u8]) -> Option<(&[u8], &[u8])> {
     }
 }
 
-fn next_non_ws(s: &[u8]) -> Option<u8> {
-    s.iter().copied().find(|b| !b.is_ascii_whitespace())
-}
-
-/// For what follows a `callback` key's closing quote: false only when the value is
-/// plainly not a string with a query, userinfo or escape (`: "https://host/path"`, or
-/// not a string at all: the URL rule changes strings only).
-fn callback_value_may_hold_secrets(after_key: &[u8]) -> bool {
-    let Some(colon) = memchr::memchr(b':', after_key) else {
-        return true;
-    };
-    let value = &after_key[colon + 1..];
-    let Some(start) = value.iter().position(|b| !b.is_ascii_whitespace()) else {
-        return true;
-    };
-    if value[start] != b'"' {
-        return false;
-    }
-    let text = &value[start + 1..];
-    match memchr::memchr(b'"', text) {
-        Some(close) => text[..close]
-            .iter()
-            .any(|&b| matches!(b, b'?' | b'@' | b'\\')),
+/// For a `callback` key's value (from its first byte): false only when it is plainly
+/// not a string with a query, userinfo or escape (`"https://host/path"`, or not a string
+/// at all: the URL rule changes strings only).
+fn callback_value_may_hold_secrets(value: &[u8]) -> bool {
+    match value.split_first() {
+        Some((b'"', text)) => match memchr::memchr(b'"', text) {
+            Some(close) => text[..close]
+                .iter()
+                .any(|&b| matches!(b, b'?' | b'@' | b'\\')),
+            None => true,
+        },
+        Some(_) => false,
         None => true,
     }
 }

@@ -500,7 +500,7 @@ impl Database {
                 Some(wait) => match prepared.recv_timeout(wait) {
                     Ok(next) => next,
                     Err(RecvTimeoutError::Timeout) => {
-                        self.tick();
+                        self.tick(None);
                         continue;
                     }
                     Err(RecvTimeoutError::Disconnected) => break,
@@ -516,7 +516,7 @@ impl Database {
             if self.spike.drained(in_use, total) {
                 trim::trim();
             }
-            self.tick();
+            self.tick(None);
         }
         if let Ok(ended_us) = end.recv() {
             self.end(ended_us);
@@ -547,16 +547,15 @@ impl Database {
             .is_some_and(|r| matches!(r.rule(), RotateRule::Size(_)) && r.due())
         {
             self.commit(batch);
-            if let Some(rotation) = self.rotation.as_mut() {
-                rotation.tick(&self.conn, &self.shared.health, at);
-            }
+            self.tick(at);
         }
     }
 
-    /// Rotation's turn, between batches.
-    fn tick(&mut self) {
+    /// Rotation's turn, between batches; `at` is the crossing exchange's mark, for a
+    /// size rotation.
+    fn tick(&mut self, at: Option<Boundary>) {
         if let Some(rotation) = self.rotation.as_mut() {
-            rotation.tick(&self.conn, &self.shared.health, None);
+            rotation.tick(&self.conn, &self.shared.health, at);
         }
     }
 
