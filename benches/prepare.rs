@@ -19,7 +19,7 @@ use graphtape::exchange::{
     Captured, CapturedBody, CapturedRequest, CapturedResponse, Direction, Timing,
 };
 use graphtape::redact::Redactor;
-use graphtape::store::{derive, prepare};
+use graphtape::store::{prepare, Packed};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 
 /// The system allocator, counting allocations.
@@ -128,7 +128,7 @@ fn main() {
             let prepared = t.elapsed();
             let prepared_allocs = ALLOCATIONS.load(Ordering::Relaxed);
             let t = Instant::now();
-            let derived = black_box(derive(&stored));
+            let derived = black_box(Packed::new(&stored));
             let indexed = t.elapsed();
             // The first rounds warm caches and the allocator.
             if round >= 1000 {

@@ -35,21 +35,20 @@ pub fn encode_headers(headers: &Headers) -> Vec<HeaderPair> {
         .collect()
 }
 
-/// [`encode_headers`] as JSON text, written straight into one string (the writer does
-/// this for every exchange, so no intermediate pairs are built).
-pub fn headers_json(headers: &Headers) -> String {
-    let size: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 8).sum();
-    let mut out = Vec::with_capacity(size + 2);
+/// [`encode_headers`] as JSON text, appended to `out` (the writer does this for every
+/// exchange, so no intermediate pairs are built). Only JSON text and base64 are written:
+/// what is appended is always UTF-8.
+pub(crate) fn write_headers_json(out: &mut Vec<u8>, headers: &Headers) {
     out.push(b'[');
     for (i, (name, value)) in headers.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         out.push(b'[');
-        json_string(&mut out, name);
+        json_string(out, name);
         out.push(b',');
         match std::str::from_utf8(value) {
-            Ok(text) => json_string(&mut out, text),
+            Ok(text) => json_string(out, text),
             Err(_) => {
                 out.extend_from_slice(br#"{"base64":""#);
                 let mut encoded = String::new();
@@ -61,8 +60,6 @@ pub fn headers_json(headers: &Headers) -> String {
         out.push(b']');
     }
     out.push(b']');
-    // Only JSON text and base64 were written: always UTF-8.
-    String::from_utf8(out).unwrap_or_else(|_| "[]".into())
 }
 
 /// `text` as a JSON string literal, escaped as serde_json escapes it.
@@ -140,7 +137,9 @@ mod tests {
         ];
         for headers in [headers, Vec::new()] {
             let serde = serde_json::to_string(&encode_headers(&headers)).unwrap();
-            assert_eq!(headers_json(&headers), serde);
+            let mut out = b"prefix".to_vec();
+            write_headers_json(&mut out, &headers);
+            assert_eq!(out, [&b"prefix"[..], serde.as_bytes()].concat());
         }
     }
 

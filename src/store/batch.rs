@@ -5,11 +5,12 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
-use super::exchanges::{derive, insert_derived, Derived};
+use super::exchanges::insert_packed;
 use super::health::Trouble;
+use super::packed::Packed;
 use super::rotation::Boundary;
 use super::{insert_route, prepare, NewRoute, StoreError, StoreHealth};
-use crate::exchange::{Captured, Exchange, StoredBody};
+use crate::exchange::Captured;
 use crate::redact::Redactor;
 use crate::sanitize::Sanitizer;
 
@@ -21,8 +22,8 @@ const MAX_BACKOFF: Duration = Duration::from_millis(250);
 /// A prepared row: everything computed, only binding left.
 pub(crate) enum Row {
     Exchange {
-        ex: Box<Exchange<StoredBody>>,
-        derived: Box<Derived>,
+        /// Boxed: a packed exchange is larger than a route.
+        packed: Box<Packed>,
         /// Queue budget it holds.
         cost: u32,
         /// False for requests graphtape refused (nothing passed through).
@@ -51,8 +52,8 @@ impl Row {
             None => ex,
         };
         Row::Exchange {
-            derived: Box::new(derive(&ex)),
-            ex: Box::new(ex),
+            // The exchange is freed here, where it was made, as soon as it is packed.
+            packed: Box::new(Packed::new(&ex)),
             cost,
             forwarded,
             at,
@@ -61,20 +62,13 @@ impl Row {
 
     fn insert(&self, conn: &Connection, session_id: i64) -> Result<(), StoreError> {
         match self {
-            Row::Exchange { ex, derived, .. } => insert_derived(conn, session_id, ex, derived),
+            Row::Exchange { packed, .. } => insert_packed(conn, session_id, packed),
             Row::Route(route) => {
                 let now = crate::clock::unix_micros(std::time::SystemTime::now());
                 insert_route(conn, &route.token, &route.target, now)
             }
         }
     }
-}
-
-/// Body bytes an exchange stores.
-pub(crate) fn stored_bytes(ex: &Exchange<StoredBody>) -> usize {
-    ex.request.body.bytes.len()
-        + ex.forwarded_body.as_ref().map_or(0, |b| b.bytes.len())
-        + ex.response.as_ref().map_or(0, |r| r.body.bytes.len())
 }
 
 /// Rows waiting for one transaction.
@@ -140,9 +134,14 @@ impl Batch {
                     match (one, row) {
                         (Ok(()), Row::Exchange { .. }) => health.committed(1),
                         (Ok(()), Row::Route(_)) => {}
-                        (Err(e), Row::Exchange { ex, forwarded, .. }) => {
+                        (
+                            Err(e),
+                            Row::Exchange {
+                                packed, forwarded, ..
+                            },
+                        ) => {
                             let (f, r) = if *forwarded { (1, 0) } else { (0, 1) };
-                            health.lost(f, r, trouble(&e), format!("exchange {}: {e}", ex.seq))
+                            health.lost(f, r, trouble(&e), format!("exchange {}: {e}", packed.seq))
                         }
                         (Err(e), Row::Route(route)) => health.lost(
                             0,

@@ -2,12 +2,12 @@
 
 use rusqlite::{params, Connection, Row};
 
+use super::packed::{Blob, Packed, Text};
 use super::StoreError;
-use crate::codec::{decode_headers, headers_json, HeaderPair};
+use crate::codec::{decode_headers, HeaderPair};
 use crate::exchange::{
-    header, Direction, Exchange, Headers, RequestRecord, ResponseRecord, StoredBody, Timing,
+    Direction, Exchange, Headers, RequestRecord, ResponseRecord, StoredBody, Timing,
 };
-use crate::graph::{ids_from_exchange, parse_notifications, CallIds, NotificationIndex};
 
 const INSERT: &str = "INSERT INTO exchanges (
     session_id, seq, direction, wall_start_unix_us,
@@ -25,118 +25,63 @@ const INSERT_NOTIFICATION: &str = "INSERT INTO notifications (
     call_id, call_id_raw, operation_id, operation_id_raw, state, status)
  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 
-/// What is derived from an exchange for lookup, computed before the database thread
-/// binds it (in the writer's prepare stage, or inline for import).
-#[derive(Debug, Clone, Default)]
-pub struct Derived {
-    ids: CallIds,
-    notifications: Vec<NotificationIndex>,
-    request_headers: String,
-    response_headers: Option<String>,
-}
-
-/// Derives an exchange's call and operation ids and, for a callback, the index of the
-/// notifications it carries; encodes its headers.
-pub fn derive(ex: &Exchange<StoredBody>) -> Derived {
-    let req = &ex.request;
-    let resp = ex.response.as_ref();
-    let notifications = match ex.direction {
-        // A body that is not a notification batch is still recorded, just not indexed.
-        Direction::Callback => parse_notifications(&req.content()).unwrap_or_default(),
-        Direction::Api => Vec::new(),
-    };
-    let ids = match ex.direction {
-        // The path alone: ids never come from the query.
-        Direction::Api => ids_from_exchange(
-            &req.method,
-            &req.path,
-            resp.map(|r| r.status),
-            resp.and_then(|r| header(&r.headers, "location")),
-            &resp.map(|r| r.content()).unwrap_or_default(),
-        ),
-        // A POST is about the call its first notification names.
-        Direction::Callback => notifications
-            .iter()
-            .find(|n| n.call.is_some())
-            .map(|n| CallIds {
-                call: n.call.clone(),
-                operation: n.operation.clone(),
-            })
-            .unwrap_or_default(),
-    };
-    Derived {
-        ids,
-        notifications,
-        request_headers: headers_json(&req.headers),
-        response_headers: resp.map(|r| headers_json(&r.headers)),
-    }
-}
-
-/// Inserts one exchange, deriving what is looked up (see [`derive`]).
+/// Inserts one exchange, deriving what is looked up (see [`Packed::new`]).
 pub fn insert_exchange(
     conn: &Connection,
     session_id: i64,
     ex: &Exchange<StoredBody>,
 ) -> Result<(), StoreError> {
-    insert_derived(conn, session_id, ex, &derive(ex))
+    insert_packed(conn, session_id, &Packed::new(ex))
 }
 
-/// Inserts one exchange with what was derived from it: binding and stepping only.
-pub fn insert_derived(
+/// Inserts one packed exchange: binding and stepping only.
+pub(crate) fn insert_packed(
     conn: &Connection,
     session_id: i64,
-    ex: &Exchange<StoredBody>,
-    derived: &Derived,
+    row: &Packed,
 ) -> Result<(), StoreError> {
-    let req = &ex.request;
-    let resp = ex.response.as_ref();
-    let Derived {
-        ids,
-        notifications,
-        request_headers,
-        response_headers,
-    } = derived;
+    let resp = row.response;
     let mut stmt = conn.prepare_cached(INSERT)?;
     stmt.execute(params![
         session_id,
-        ex.seq as i64,
-        ex.direction.as_str(),
-        ex.wall_start_us,
-        ex.timing.request_start_us,
-        ex.timing.request_end_us,
-        ex.timing.response_start_us,
-        ex.timing.response_end_us,
-        req.method,
-        req.path,
-        req.query,
-        req.version,
-        request_headers,
-        req.body.bytes,
-        req.body.len as i64,
-        req.body.sha256,
-        req.body.truncated,
-        resp.map(|r| r.status),
-        response_headers,
-        resp.map(|r| &r.body.bytes),
-        resp.map(|r| r.body.len as i64),
-        resp.map(|r| &r.body.sha256),
-        resp.map(|r| r.body.truncated),
-        ex.error,
-        ids.call.as_ref().map(|i| &i.norm),
-        ids.call.as_ref().map(|i| &i.raw),
-        ids.operation.as_ref().map(|i| &i.norm),
-        ids.operation.as_ref().map(|i| &i.raw),
-        ex.target,
-        ex.forwarded_body.as_ref().map(|b| &b.bytes),
+        row.seq as i64,
+        row.direction.as_str(),
+        row.wall_start_us,
+        row.timing.request_start_us,
+        row.timing.request_end_us,
+        row.timing.response_start_us,
+        row.timing.response_end_us,
+        row.text(Text::Method),
+        row.text(Text::Path),
+        row.text(Text::Query),
+        row.text(Text::Version),
+        row.text(Text::RequestHeaders),
+        row.blob(Blob::Request),
+        row.request_body.len as i64,
+        row.text(Text::RequestSha),
+        row.request_body.truncated,
+        resp.map(|(status, _)| status),
+        row.text(Text::ResponseHeaders),
+        row.blob(Blob::Response),
+        resp.map(|(_, body)| body.len as i64),
+        row.text(Text::ResponseSha),
+        resp.map(|(_, body)| body.truncated),
+        row.text(Text::Error),
+        row.text(Text::CallId),
+        row.text(Text::CallIdRaw),
+        row.text(Text::OperationId),
+        row.text(Text::OperationIdRaw),
+        row.text(Text::Target),
+        row.blob(Blob::Forwarded),
     ])?;
-    if !notifications.is_empty() {
+    if !row.notifications.is_empty() {
         let exchange_id = conn.last_insert_rowid();
         let mut stmt = conn.prepare_cached(INSERT_NOTIFICATION)?;
-        for n in notifications {
+        for n in &row.notifications {
             stmt.execute(params![
                 exchange_id,
                 session_id,
-                ex.seq as i64,
+                row.seq as i64,
                 n.index as i64,
                 n.change_type,
                 n.resource,
@@ -247,7 +192,7 @@ fn parse_headers(seq: i64, json: &str) -> Result<Headers, StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::store::{create_session, open, Access};
 

@@ -19,11 +19,11 @@ use rusqlite::Connection;
 
 use super::health::Trouble;
 use super::live::{create_live_session_named, LiveLock};
+use super::packed::Packed;
 use super::prune::{prune_among, PruneRule};
 use super::{StoreError, StoreHealth};
 use crate::clock::SessionClock;
 use crate::config::{parse_age, parse_size, ConfigError};
-use crate::exchange::{Exchange, StoredBody};
 
 /// When a new session starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,7 +141,7 @@ impl Rotation {
 
     /// Rebases `ex` onto the session its sequence number belongs to; returns that
     /// session's id.
-    pub(crate) fn place(&mut self, ex: &mut Exchange<StoredBody>, stored_bytes: usize) -> i64 {
+    pub(crate) fn place(&mut self, ex: &mut Packed) -> i64 {
         let at = place_index(self.open.iter().map(|s| s.first_seq), ex.seq);
         let segment = &mut self.open[at];
         segment.last_seq = segment.last_seq.max(ex.seq);
@@ -160,7 +160,7 @@ impl Rotation {
             *offset = (*offset - base).max(0);
         }
         segment.seen += 1;
-        segment.bytes += stored_bytes as u64;
+        segment.bytes += ex.stored_bytes as u64;
         segment.id
     }
 

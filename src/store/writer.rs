@@ -528,12 +528,15 @@ impl Database {
     /// committing what the batch holds for another session.
     fn push(&mut self, batch: &mut Batch, mut row: Row) {
         let mut at = None;
-        if let (Some(rotation), Row::Exchange { ex, at: mark, .. }) =
-            (self.rotation.as_mut(), &mut row)
+        if let (
+            Some(rotation),
+            Row::Exchange {
+                packed, at: mark, ..
+            },
+        ) = (self.rotation.as_mut(), &mut row)
         {
             at = *mark;
-            let bytes = super::batch::stored_bytes(ex);
-            let session_id = rotation.place(ex, bytes);
+            let session_id = rotation.place(packed);
             if session_id != self.session_id {
                 self.commit(batch);
                 self.session_id = session_id;
