@@ -5,6 +5,7 @@
 #   bench/run.sh --smoke    checks that every part works, fast (debug build, 1 s per
 #                           row, no speed threshold); .ci/run runs this
 #   BENCH_PERF=FILE bench/run.sh   also profiles graphtape's first c=32 run with perf
+#   BENCH_PERF_CALLS="--call-graph dwarf,16384"   how perf records call stacks (default -g)
 #   BENCH_D1=S BENCH_D32=S         seconds per c=1 and c=32 run (default 3 and 5)
 #   GRAPHTAPE_BIN=PATH             measure that binary instead of building this checkout
 #   BENCH_LONG=N                   also the memory check: graphtape's resident memory after
@@ -197,7 +198,7 @@ run_path() { # run_path NAME URL LUA KIND(direct|nginx|graphtape|callback) [grap
   added=$(awk -v a="$P50" -v d="$D_P50" 'BEGIN {printf "%.1f", a - d}')
   if [[ -n ${BENCH_PERF:-} && $kind == graphtape && -n $session ]]; then
     # BENCH_PERF=1: profile graphtape during its c=32 run (perf report -i the file).
-    perf record -q -F 999 -g -o "$BENCH_PERF" -p "$GT_PID" -- sleep "$D32" 2>/dev/null &
+    perf record -q -F 999 ${BENCH_PERF_CALLS:--g} -o "$BENCH_PERF" -p "$GT_PID" -- sleep "$D32" 2>/dev/null &
     local perf_pid=$!
   fi
   load "$url" "$lua" "$D32" "$C32" "${pids[@]}"
