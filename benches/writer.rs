@@ -3,8 +3,10 @@
 //! token to redact) fed straight into `Recorder::record`, stored in a real SQLite file.
 //!
 //! `cargo bench --bench writer` prints one line: exchanges/s from the first record to
-//! the last commit (`finish`). `-- --smoke` (or `GRAPHTAPE_BENCH_SMOKE=1`) runs a short
-//! pass that only checks it works. `GRAPHTAPE_BENCH_PREPARE=N` sets the prepare threads.
+//! the last commit (`finish`), CPU per exchange, and the bytes written and read per
+//! exchange (the WAL, its checkpoints, and what they read back). `-- --smoke` (or
+//! `GRAPHTAPE_BENCH_SMOKE=1`) runs a short pass that only checks it works.
+//! `GRAPHTAPE_BENCH_PREPARE=N` sets the prepare threads.
 
 use std::time::Instant;
 
@@ -68,14 +70,31 @@ fn main() {
             .map(|m| m.len())
             .unwrap_or(0);
     let cpu = cpu_seconds();
+    let io = match (io_bytes("wchar"), io_bytes("rchar")) {
+        (Some(written), Some(read)) => format!(
+            ", {:.0} bytes/exchange written and {:.0} read",
+            written as f64 / count as f64,
+            read as f64 / count as f64
+        ),
+        _ => String::new(),
+    };
     println!(
-        "writer: {count} exchanges in {elapsed:.2} s = {:.0} exchanges/s, CPU {:.1} us/exchange ({:.0} exchanges per CPU-second), {prepare_threads} prepare threads, {:.0} bytes/exchange on disk{}",
+        "writer: {count} exchanges in {elapsed:.2} s = {:.0} exchanges/s, CPU {:.1} us/exchange ({:.0} exchanges per CPU-second), {prepare_threads} prepare threads, {:.0} bytes/exchange on disk{io}{}",
         count as f64 / elapsed,
         cpu * 1e6 / count as f64,
         count as f64 / cpu,
         size as f64 / count as f64,
         if smoke { " [smoke]" } else { "" }
     );
+}
+
+/// Bytes this process has passed to write (`wchar`) or read (`rchar`) system calls so
+/// far (Linux's `/proc/self/io`): SQLite's WAL, checkpoints and reads back, per exchange.
+fn io_bytes(field: &str) -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.trim().parse().ok())
 }
 
 /// User plus system CPU time of this process so far (all threads): on a shared machine
