@@ -1,5 +1,6 @@
 //! What the writer does to each exchange before SQLite: redaction and body caps
-//! (`store::prepare`), then the index rows (call and operation ids, notifications),
+//! (`store::prepare`), then packing it for the database thread (`store::Packed`: call and
+//! operation ids, notifications, headers as text, the columns laid out),
 //! for the benchmark's shapes: a 510-byte invite POST answered with 291 bytes of JSON,
 //! and a notification POST answered 202, each with the bearer JWT of about 1.4 KB that
 //! real bot and Graph requests carry. Prints nanoseconds per exchange.
@@ -128,7 +129,7 @@ fn main() {
             let prepared = t.elapsed();
             let prepared_allocs = ALLOCATIONS.load(Ordering::Relaxed);
             let t = Instant::now();
-            let derived = black_box(Packed::new(&stored));
+            let packed = black_box(Packed::new(&stored));
             let indexed = t.elapsed();
             // The first rounds warm caches and the allocator.
             if round >= 1000 {
@@ -137,7 +138,7 @@ fn main() {
                 prepare_allocs += prepared_allocs - allocs;
                 index_allocs += ALLOCATIONS.load(Ordering::Relaxed) - prepared_allocs;
             }
-            drop((stored, derived));
+            drop((stored, packed));
         }
     }
     let n = (ROUNDS * directions.len()) as u128;

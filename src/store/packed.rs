@@ -63,9 +63,9 @@ pub struct Packed {
     pub(crate) stored_bytes: usize,
     pub(crate) notifications: Vec<NotificationIndex>,
     text: String,
-    texts: [Option<Range<u32>>; TEXTS],
+    texts: [Option<Range<usize>>; TEXTS],
     blobs: Vec<u8>,
-    blob_spans: [Option<Range<u32>>; BLOBS],
+    blob_spans: [Option<Range<usize>>; BLOBS],
 }
 
 impl Packed {
@@ -157,14 +157,12 @@ impl Packed {
 
     /// A text column's value.
     pub(crate) fn text(&self, column: Text) -> Option<&str> {
-        let span = self.texts[column as usize].clone()?;
-        self.text.get(span.start as usize..span.end as usize)
+        self.text.get(self.texts[column as usize].clone()?)
     }
 
     /// A blob column's value.
     pub(crate) fn blob(&self, column: Blob) -> Option<&[u8]> {
-        let span = self.blob_spans[column as usize].clone()?;
-        self.blobs.get(span.start as usize..span.end as usize)
+        self.blobs.get(self.blob_spans[column as usize].clone()?)
     }
 }
 
@@ -194,11 +192,10 @@ fn text_size(ex: &Exchange<StoredBody>) -> usize {
         + IDS_AND_HASHES
 }
 
-/// Values appended to one buffer, each remembered by its span. Spans are `u32`: the
-/// buffers hold one exchange, whose bodies are capped far below 4 GiB.
+/// Values appended to one buffer, each remembered by its span.
 struct Layout<const N: usize> {
     buf: Vec<u8>,
-    spans: [Option<Range<u32>>; N],
+    spans: [Option<Range<usize>>; N],
 }
 
 impl<const N: usize> Layout<N> {
@@ -218,16 +215,12 @@ impl<const N: usize> Layout<N> {
     fn put_with(&mut self, column: impl Into<usize>, write: impl FnOnce(&mut Vec<u8>)) {
         let start = self.buf.len();
         write(&mut self.buf);
-        self.spans[column.into()] = Some(offset(start)..offset(self.buf.len()));
+        self.spans[column.into()] = Some(start..self.buf.len());
     }
 
-    fn finish(self) -> (Vec<u8>, [Option<Range<u32>>; N]) {
+    fn finish(self) -> (Vec<u8>, [Option<Range<usize>>; N]) {
         (self.buf, self.spans)
     }
-}
-
-fn offset(at: usize) -> u32 {
-    u32::try_from(at).unwrap_or(u32::MAX)
 }
 
 impl From<Text> for usize {
