@@ -253,15 +253,99 @@ async fn stop_bot(mut child: tokio::process::Child) -> Option<String> {
         // memory-safety preconditions.
         unsafe { libc::kill(group, libc::SIGTERM) };
     }
-    if tokio::time::timeout(BOT_STOP_GRACE, child.wait())
-        .await
-        .is_err()
-    {
+    // The shell's exit is not the bot's: dash forks a `-c` command rather than exec it,
+    // and a bot still closing would hold --bot-url when the next run's bot binds it.
+    let stopped = async {
+        let _ = child.wait().await;
+        group_gone(group).await;
+    };
+    if tokio::time::timeout(BOT_STOP_GRACE, stopped).await.is_err() {
         if let Some(group) = group {
             // SAFETY: as above.
             unsafe { libc::kill(group, libc::SIGKILL) };
         }
         let _ = child.wait().await;
+        let _ = tokio::time::timeout(BOT_STOP_GRACE, group_gone(group)).await;
     }
     None
+}
+
+/// Returns once no live process is left in the process group (`-pgid`, as `kill` takes
+/// it). Orphans that have died but were not reaped (zombies, where nothing reaps them)
+/// hold nothing and do not count. Linux's `/proc` has no event for this: polled.
+async fn group_gone(group: Option<i32>) {
+    let Some(group) = group else { return };
+    while live_members(-group) > 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Live processes in group `pgid` (none when `/proc` cannot be read).
+fn live_members(pgid: i32) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|entry| {
+            entry.file_name().to_str().is_some_and(|name| {
+                name.bytes().all(|b| b.is_ascii_digit())
+                    && std::fs::read_to_string(entry.path().join("stat"))
+                        .is_ok_and(|stat| live_in_group(&stat, pgid))
+            })
+        })
+        .count()
+}
+
+/// Whether a `/proc/PID/stat` line is of a live (not zombie) process in group `pgid`.
+/// The command name is in parentheses and may hold anything, so fields are read after
+/// the last `)`: state, parent, group.
+fn live_in_group(stat: &str, pgid: i32) -> bool {
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return false;
+    };
+    let mut fields = rest.split_whitespace();
+    let (Some(state), Some(_parent), Some(group)) = (fields.next(), fields.next(), fields.next())
+    else {
+        return false;
+    };
+    state != "Z" && state != "X" && group.parse() == Ok(pgid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stat_line_is_read_after_the_command_name() {
+        assert!(live_in_group("4242 (bot) S 4240 4240 4240 0 -1", 4240));
+        assert!(!live_in_group("4242 (bot) S 4240 4241 4241 0 -1", 4240));
+        assert!(
+            !live_in_group("4242 (bot) Z 1 4240 4240 0 -1", 4240),
+            "a zombie"
+        );
+        // A name that looks like fields: only what follows the last `)` counts.
+        assert!(live_in_group("4242 (a) Z 1 9 (x) R 1 4240 4240", 4240));
+        assert!(!live_in_group("4242 bot", 4240));
+        assert!(!live_in_group("4242 (bot) S", 4240));
+    }
+
+    #[tokio::test]
+    async fn stopping_waits_for_what_the_shell_forked() {
+        // `; :` makes dash fork rather than exec; the inner shell and its sleep ignore
+        // SIGTERM, so they outlive the outer shell by the sleep.
+        let mut command = tokio::process::Command::new("sh");
+        command
+            .arg("-c")
+            .arg(r#"sh -c 'trap "" TERM; sleep 0.3; :'; :"#)
+            .process_group(0);
+        let child = command.spawn().unwrap();
+        let group = child.id().unwrap() as i32;
+        // The outer shell, the inner one and its sleep.
+        while live_members(group) < 3 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(stop_bot(child).await, None);
+        assert_eq!(live_members(group), 0, "the forked sleep is gone too");
+    }
 }
