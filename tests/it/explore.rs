@@ -475,6 +475,23 @@ fn port_outside_ephemeral_range() -> u16 {
         .expect("a free port below 32000")
 }
 
+/// Every run log in `dir`, for a failure message: the bot's own account of a failed run.
+fn run_logs(dir: &std::path::Path) -> String {
+    let mut logs: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    logs.sort();
+    logs.iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).unwrap_or_default();
+            format!("\n--- {}\n{text}", p.display())
+        })
+        .collect()
+}
+
 /// The bot process of the --bot-cmd test, started by explore through this test
 /// binary (`--ignored --exact explore::bot_process`): not a test on its own.
 #[tokio::test]
@@ -520,7 +537,14 @@ async fn bot_cmd_starts_a_fresh_bot_per_run_and_its_exit_status_counts() {
             &[("EXPLORE_BOT_ADDR", &addr)],
         )
         .await;
-    assert_eq!(ran.code, Some(0), "{}{}", ran.stdout, ran.stderr);
+    assert_eq!(
+        ran.code,
+        Some(0),
+        "{}{}{}",
+        ran.stdout,
+        ran.stderr,
+        run_logs(&s.path("schedules/logs"))
+    );
     assert_eq!(report["runs"], 5);
     for r in report["run_results"].as_array().unwrap() {
         let log = std::fs::read_to_string(r["log"].as_str().unwrap()).unwrap();

@@ -307,7 +307,7 @@ impl FakePeer {
         tls: Option<tokio_rustls::TlsAcceptor>,
         bind: &str,
     ) -> FakePeer {
-        let listener = TcpListener::bind(bind).await.unwrap();
+        let listener = bind_listener(bind).await;
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (count_tx, count) = tokio::sync::watch::channel(0usize);
@@ -575,4 +575,26 @@ pub fn invite_and_completion(
         .find(|e| String::from_utf8_lossy(&e.request.body.bytes).contains("\"completed\""))
         .expect("an operation-completed notification");
     (invite, completed)
+}
+
+/// Binds `addr`. A fixed port (the explore bot's, bound afresh for every run) that is
+/// briefly in use is retried for up to two seconds, then the bind fails with the error.
+/// In a full-suite run the explore bot's bind was once refused with the previous run's
+/// bot already gone; the holder was not found, and nothing offers an event to wait on.
+async fn bind_listener(addr: &str) -> TcpListener {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        match TcpListener::bind(addr).await {
+            Ok(listener) => return listener,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && !addr.ends_with(":0")
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                eprintln!("{addr} is in use ({e}); trying again");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("binding {addr}: {e}"),
+        }
+    }
 }
