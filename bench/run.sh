@@ -18,6 +18,8 @@
 # same size for the callback hop) at concurrency 1 and 32, through each path:
 #   direct          wrk -> upstream
 #   nginx           wrk -> nginx (plain reverse proxy, records nothing) -> upstream
+#   hyper plain     wrk -> benches/plain_proxy.rs (graphtape's HTTP stack, records
+#                   nothing: what the stack costs, apart from recording) -> upstream
 #   graphtape       wrk -> graphtape record (API listener) -> upstream
 #   graphtape -t1   the same with --threads 1 (how throughput scales with threads)
 #   callback hop    wrk -> graphtape record (callback listener, --bot-url) -> upstream
@@ -53,6 +55,15 @@ else
     cargo build --quiet
   fi
   GT=target/$PROFILE/graphtape
+fi
+
+# The floor under graphtape's hop: its HTTP stack recording nothing (benches/plain_proxy.rs).
+PLAIN=""
+if [[ -f benches/plain_proxy.rs ]]; then
+  if [[ $PROFILE == release ]]; then build=(cargo bench); else build=(cargo test); fi
+  PLAIN=$("${build[@]}" --quiet --no-run --bench plain_proxy --message-format=json 2>/dev/null |
+    sed -n 's/.*"executable":"\([^"]*plain_proxy[^"]*\)".*/\1/p' | tail -1)
+  [[ -x $PLAIN ]] || { echo "bench: could not build benches/plain_proxy.rs" >&2; exit 1; }
 fi
 
 bench_workdir bench
@@ -183,6 +194,20 @@ run_path() { # run_path NAME URL LUA KIND(direct|nginx|graphtape|callback) [grap
   local pids=() session="" rec="-" rss="-"
   case $kind in
     nginx) read -ra pids <<<"$(nginx_workers)" ;;
+    plain)
+      "$PLAIN" "$UP" 2 $((D1 + D32 + 30)) >"$WORK/plain.out" &
+      local plain_pid=$!
+      PIDS+=($plain_pid)
+      pids=("$plain_pid")
+      local addr=""
+      for _ in $(seq 200); do
+        addr=$(sed -n 's/^listening=//p' "$WORK/plain.out")
+        [[ -n $addr ]] && break
+        sleep 0.05
+      done
+      [[ -n $addr ]] || { echo "bench: the plain proxy did not start" >&2; exit 1; }
+      url="http://$addr$url"
+      ;;
     graphtape | callback)
       session="bench-$RANDOM"
       start_graphtape "$session" "$@"
@@ -220,12 +245,16 @@ run_path() { # run_path NAME URL LUA KIND(direct|nginx|graphtape|callback) [grap
     [[ $RECORDED == "$sent" ]] || FAILED=1
   fi
   [[ ${c1[0]} -gt 0 && ${c32[0]} -gt 0 ]] || FAILED=1
+  [[ $kind == plain ]] && kill "${pids[0]}" 2>/dev/null
   row "$name" "${c1[0]}" "${c1[1]}" "${c1[2]}" "$added" "${c32[0]}" "${c32[1]}" "${c32[2]}" "${c32[3]}" "$rec" "$rss"
 }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 run_path "direct to the upstream" "http://127.0.0.1:$UP/v1.0/communications/calls/x/participants/invite" "$WORK/invite.lua" direct
 run_path "nginx (plain proxy, records nothing)" "http://127.0.0.1:$PX/v1.0/communications/calls/x/participants/invite" "$WORK/invite.lua" nginx
+if [[ -n $PLAIN ]]; then
+  run_path "hyper plain proxy (graphtape's stack, records nothing)" "/v1.0/communications/calls/x/participants/invite" "$WORK/invite.lua" plain
+fi
 run_path "graphtape record (API hop)" "/v1.0/communications/calls/x/participants/invite" "$WORK/invite.lua" graphtape
 if "$GT" record --help | grep -q -- --threads; then
   run_path "graphtape record --threads 1" "/v1.0/communications/calls/x/participants/invite" "$WORK/invite.lua" graphtape --threads 1
@@ -293,7 +322,7 @@ echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for r in "${ROWS[@]}"; do
   IFS=$'\t' read -r name r1 p50 p99 added r32 q50 q99 cpu rec rss <<<"$r"
   ratio="" cratio=""
-  if [[ $name == graphtape* ]]; then
+  if [[ $name != direct* && $name != nginx* ]]; then
     ratio=$(awk -v a="$r32" -v b="$NGINX_RPS" 'BEGIN {if (b > 0) printf " (%.2f×)", a / b}')
     cratio=$(awk -v a="$cpu" -v b="$NGINX_CPU" 'BEGIN {if (b > 0 && a != "-") printf " (%.2f×)", a / b}')
   fi

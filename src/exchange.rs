@@ -220,17 +220,29 @@ pub struct CapturedResponse {
 
 /// Where graphtape sent a request: a URI as built for the client, or a label for what
 /// graphtape answered itself (replay).
+///
+/// The URI is kept as text: that is all the record needs, and a `Uri` built from a
+/// request shares the connection's read buffer, which a record waiting for the writer
+/// would keep alive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    Uri(Uri),
+    Uri(String),
     Label(String),
+}
+
+impl Target {
+    /// The target as recorded.
+    pub fn into_text(self) -> String {
+        match self {
+            Target::Uri(text) | Target::Label(text) => text,
+        }
+    }
 }
 
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Target::Uri(uri) => uri.fmt(f),
-            Target::Label(label) => f.write_str(label),
+            Target::Uri(text) | Target::Label(text) => f.write_str(text),
         }
     }
 }
@@ -349,7 +361,7 @@ mod tests {
             wall_start_us: 0,
             timing: Timing::default(),
             request,
-            target: Some(Target::Uri(Uri::from_static("http://x/a"))),
+            target: Some(Target::Uri("http://x/a".into())),
             forwarded_body: None,
             response: Some(CapturedResponse {
                 status: StatusCode::OK,

@@ -642,7 +642,7 @@ fn body_kind(content_type: Option<&str>, body: &[u8]) -> Option<BodyKind> {
         Some(content_type) => {
             let content_type = content_type.to_ascii_lowercase();
             let media_type = content_type.split(';').next().map(str::trim);
-            if content_type.contains("json") {
+            if contains_any(content_type.as_bytes(), &["json"]) {
                 Some(BodyKind::Json)
             } else if media_type == Some("application/x-www-form-urlencoded") {
                 Some(BodyKind::Form)
@@ -659,9 +659,18 @@ fn body_kind(content_type: Option<&str>, body: &[u8]) -> Option<BodyKind> {
 
 fn is_credential_header(lowercase_name: &str) -> bool {
     CREDENTIAL_HEADERS.contains(&lowercase_name)
-        || CREDENTIAL_HEADER_PARTS
+        || contains_any(lowercase_name.as_bytes(), CREDENTIAL_HEADER_PARTS)
+}
+
+/// Whether `haystack` contains one of `needles`. For short haystacks (header names,
+/// content types), where setting up a substring searcher per needle, as `str::contains`
+/// does, costs more than this one pass: it ran for every header of every exchange.
+fn contains_any(haystack: &[u8], needles: &[&str]) -> bool {
+    (0..haystack.len()).any(|i| {
+        needles
             .iter()
-            .any(|part| lowercase_name.contains(part))
+            .any(|needle| haystack[i..].starts_with(needle.as_bytes()))
+    })
 }
 
 /// Names are compared decoded so `access%5Ftoken=` cannot slip through.
@@ -1288,6 +1297,21 @@ mod props {
             ),
             Value::Array(items) => Value::Array(items.iter().map(|v| expected(r, v)).collect()),
             v => v.clone(),
+        }
+    }
+
+    proptest! {
+        /// The one-pass search finds what `str::contains` would, for any of the needles.
+        #[test]
+        fn contains_any_agrees_with_str_contains(
+            haystack in "[a-z-]{0,24}(token|secret|json)?[a-z-]{0,8}",
+            needles in proptest::collection::vec("[a-z]{1,6}|token|json", 0..4),
+        ) {
+            let needles: Vec<&str> = needles.iter().map(String::as_str).collect();
+            prop_assert_eq!(
+                contains_any(haystack.as_bytes(), &needles),
+                needles.iter().any(|n| haystack.contains(n))
+            );
         }
     }
 

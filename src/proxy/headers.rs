@@ -1,36 +1,60 @@
 //! Header handling at the proxy boundary: what a reverse proxy must not pass on.
 
-use http::header::{HeaderMap, HeaderName, CONNECTION, HOST};
+use http::header::{
+    HeaderMap, HeaderName, CONNECTION, HOST, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER,
+    TRANSFER_ENCODING, UPGRADE,
+};
 
 use crate::exchange::Headers;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) plus the legacy ones clients still send.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+static HOP_BY_HOP: [HeaderName; 9] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION,
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
 ];
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
+///
+/// It runs on every request and every answer: one pass over the names (comparisons of
+/// parsed names, no lookups by string) finds which are there, and only those are
+/// removed. Most requests carry none; an HTTP/1.1 answer often has `Connection`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    let mut present = [false; 9];
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present[i] = true;
+        }
     }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
+    if present[0] {
+        // Names `Connection` lists, other than the hop-by-hop ones removed below.
+        let named: Vec<HeaderName> = headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|token| {
+                !HOP_BY_HOP
+                    .iter()
+                    .any(|h| h.as_str().eq_ignore_ascii_case(token))
+            })
+            .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for (name, present) in HOP_BY_HOP.iter().zip(present) {
+        if present {
+            headers.remove(name);
+        }
     }
 }
 
@@ -80,6 +104,37 @@ mod tests {
         let out = for_next_hop(h);
         let names: Vec<&str> = out.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, vec!["authorization", "client-request-id"]);
+    }
+
+    #[test]
+    fn each_hop_by_hop_header_goes_alone_and_other_headers_stay_as_they_were() {
+        for name in [
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "proxy-authenticate",
+            "proxy-authorization",
+            "te",
+            "trailer",
+            "transfer-encoding",
+            "upgrade",
+        ] {
+            let mut h = HeaderMap::new();
+            h.append("x-a", "1".parse().unwrap());
+            h.append(name, "v".parse().unwrap());
+            h.append("x-a", "2".parse().unwrap());
+            strip_hop_by_hop(&mut h);
+            assert!(!h.contains_key(name), "{name} is removed");
+            let values: Vec<_> = h.get_all("x-a").iter().collect();
+            assert_eq!(values, ["1", "2"], "with {name}");
+        }
+        let mut h = HeaderMap::new();
+        h.append("content-type", "application/json".parse().unwrap());
+        h.append("x-a", "1".parse().unwrap());
+        h.append("x-a", "2".parse().unwrap());
+        let before = h.clone();
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h, before, "nothing hop-by-hop: nothing changes");
     }
 
     #[test]

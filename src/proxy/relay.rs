@@ -12,7 +12,7 @@ use http_body_util::Full;
 use tokio::sync::oneshot;
 
 use super::body::{BodyFailure, ProxyBody, TeeEnd};
-use super::capture::{detach, finish_request, own_uri, Inbound};
+use super::capture::{detach, finish_request, Inbound};
 use super::forward::{FailureKind, Forwarder};
 use super::headers::strip_hop_by_hop;
 use super::reply;
@@ -193,8 +193,9 @@ impl Relay {
         req: Request<ProxyBody>,
         forwarded_body: Option<Bytes>,
     ) -> Response<ProxyBody> {
-        // The record's copy: the forwarded URI shares its path with the read buffer.
-        let target = own_uri(req.uri());
+        // The record's copy, as text: the forwarded URI shares its path with the read
+        // buffer.
+        let target = req.uri().to_string();
         let mut outcome = self
             .forwarder
             .exchange(req, &self.clock, self.max_body, &inbound.arrival)

@@ -285,7 +285,7 @@ async fn send_once(
             headers,
             body,
         ),
-        target: Some(Target::Uri(target)),
+        target: Some(Target::Uri(target.to_string())),
         forwarded_body: None,
         response: outcome.head.map(|head| CapturedResponse {
             status: head.status,

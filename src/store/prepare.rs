@@ -32,7 +32,7 @@ pub fn prepare(ex: Captured, redactor: &Redactor, max_body: usize) -> Exchange<S
         .query()
         .map(|q| redactor.query(q).unwrap_or_else(|| q.to_string()));
     let target = target.map(|t| {
-        let t = t.to_string();
+        let t = t.into_text();
         redactor.url(&t).unwrap_or(t)
     });
     let forwarded_body = forwarded_body.map(|b| body(redactor, &request_headers, b, max_body));
@@ -181,9 +181,9 @@ pub(crate) mod tests {
                 headers,
                 Bytes::from_static(br#"{"recordingAccessToken":"SECRET3","n":1}"#),
             ),
-            target: Some(Target::Uri(Uri::from_static(
-                "https://graph.example/recording?sig=SECRET4",
-            ))),
+            target: Some(Target::Uri(
+                "https://graph.example/recording?sig=SECRET4".into(),
+            )),
             forwarded_body: Some(CapturedBody::whole(Bytes::from_static(
                 br#"{"token":"SECRET5"}"#,
             ))),
