@@ -102,8 +102,7 @@ impl Inbound {
     pub fn split(mut self, direction: Direction) -> (Captured, Option<oneshot::Receiver<TeeEnd>>) {
         // What hyper attaches (upgrade handles and the like) is not part of the record.
         self.parts.extensions.clear();
-        let (headers, body) = detach(&self.parts.headers, self.body);
-        self.parts.headers = headers;
+        let body = detach_in_place(&mut self.parts.headers, self.body);
         self.parts.uri = own_uri(&self.parts.uri);
         let captured = Captured {
             seq: self.seq,
@@ -132,6 +131,14 @@ const DETACH_BODY: usize = 64 << 10;
 /// buffer (8 KiB or more per request, per direction) alive: one small copy instead of
 /// pinned buffers, so the queue's size in bytes is what it really holds.
 pub fn detach(headers: &HeaderMap, body: Bytes) -> (HeaderMap, Bytes) {
+    // A clone keeps the map's layout (no name is hashed again); only values are copied.
+    let mut out = headers.clone();
+    let body = detach_in_place(&mut out, body);
+    (out, body)
+}
+
+/// [`detach`] on headers the caller owns: their values are replaced by copies.
+pub fn detach_in_place(headers: &mut HeaderMap, body: Bytes) -> Bytes {
     let copy_body = body.len() <= DETACH_BODY;
     let values: usize = headers.values().map(|v| v.len()).sum();
     let mut buf = BytesMut::with_capacity(values + if copy_body { body.len() } else { 0 });
@@ -142,18 +149,20 @@ pub fn detach(headers: &HeaderMap, body: Bytes) -> (HeaderMap, Bytes) {
         buf.extend_from_slice(&body);
     }
     let all = buf.freeze();
-    let mut out = HeaderMap::with_capacity(headers.len());
     let mut at = 0;
-    for (name, value) in headers {
+    for value in headers.values_mut() {
         let n = value.len();
-        let mut copied =
-            HeaderValue::from_maybe_shared(all.slice(at..at + n)).unwrap_or_else(|_| value.clone());
-        copied.set_sensitive(value.is_sensitive());
-        out.append(name.clone(), copied);
+        if let Ok(mut copied) = HeaderValue::from_maybe_shared(all.slice(at..at + n)) {
+            copied.set_sensitive(value.is_sensitive());
+            *value = copied;
+        }
         at += n;
     }
-    let body = if copy_body { all.slice(at..) } else { body };
-    (out, body)
+    if copy_body {
+        all.slice(at..)
+    } else {
+        body
+    }
 }
 
 /// A copy of `uri` in an allocation of its own. A request's URI, and an upstream URI
@@ -196,6 +205,38 @@ mod tests {
         assert_eq!(out, headers);
         assert_eq!(&body[..], b"{\"a\":1}");
         assert_ne!(body.as_ptr(), wire[16..].as_ptr(), "a copy, not a slice");
+    }
+
+    #[test]
+    fn detaching_in_place_keeps_order_and_sensitivity_and_leaves_the_buffer() {
+        let wire = Bytes::from_static(b"Bearer t12");
+        let mut headers = HeaderMap::new();
+        let mut token = HeaderValue::from_maybe_shared(wire.slice(..8)).unwrap();
+        token.set_sensitive(true);
+        headers.insert("authorization", token);
+        headers.append(
+            "x-a",
+            HeaderValue::from_maybe_shared(wire.slice(8..9)).unwrap(),
+        );
+        headers.append(
+            "x-a",
+            HeaderValue::from_maybe_shared(wire.slice(9..)).unwrap(),
+        );
+        let before = headers.clone();
+        let body = detach_in_place(&mut headers, Bytes::from_static(b"{}"));
+        assert_eq!(headers, before);
+        assert_eq!(&body[..], b"{}");
+        assert!(headers["authorization"].is_sensitive());
+        let values: Vec<_> = headers.get_all("x-a").iter().collect();
+        assert_eq!(values, ["1", "2"]);
+        for value in headers.values() {
+            let at = value.as_bytes().as_ptr() as usize;
+            let wire_at = wire.as_ptr() as usize;
+            assert!(
+                !(wire_at..wire_at + wire.len()).contains(&at),
+                "a copy, not a slice of the read buffer"
+            );
+        }
     }
 
     #[test]
