@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, ErrorCode, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode};
 
 use super::exchanges::insert_packed;
 use super::health::Trouble;
@@ -116,14 +116,13 @@ impl Batch {
     /// [`with_lock_retry`]); a full one loses the batch, counted; a row-specific error
     /// (a constraint) is retried row by row so one bad row cannot take its neighbours
     /// down.
-    pub(crate) fn commit(&self, conn: &mut Connection, session_id: i64, health: &StoreHealth) {
+    pub(crate) fn commit(&self, conn: &Connection, session_id: i64, health: &StoreHealth) {
         let result = with_lock_retry(health, || {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            for row in &self.rows {
-                row.insert(&tx, session_id)?;
-            }
-            tx.commit()?;
-            Ok(())
+            in_transaction(conn, || {
+                self.rows
+                    .iter()
+                    .try_for_each(|row| row.insert(conn, session_id))
+            })
         });
         let (forwarded, refused) = self.exchanges();
         match result {
@@ -155,6 +154,25 @@ impl Batch {
             Err(e) => health.lost(forwarded, refused, trouble(&e), e.to_string()),
         }
     }
+}
+
+/// Runs `f` in a `BEGIN IMMEDIATE` transaction, committed if it succeeds and rolled
+/// back if anything fails. `BEGIN` and `COMMIT` are cached statements: under light
+/// traffic a group holds one or two rows, and parsing both again for each group cost
+/// as much as inserting its rows.
+fn in_transaction(
+    conn: &Connection,
+    f: impl FnOnce() -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    let result = f().and_then(|()| {
+        conn.prepare_cached("COMMIT")?.execute([])?;
+        Ok(())
+    });
+    if result.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    result
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -264,7 +282,7 @@ mod tests {
     #[test]
     fn a_duplicate_row_loses_only_itself() {
         let dir = tempfile::tempdir().unwrap();
-        let mut conn = open(&dir.path().join("b.db"), Access::Create).unwrap();
+        let conn = open(&dir.path().join("b.db"), Access::Create).unwrap();
         let sid = create_session(&conn, "s", 0, &serde_json::json!({})).unwrap();
         let captured = |seq| Captured {
             seq,
@@ -283,8 +301,14 @@ mod tests {
             ));
         }
         let health = StoreHealth::default();
-        batch.commit(&mut conn, sid, &health);
+        batch.commit(&conn, sid, &health);
         assert_eq!((health.recorded(), health.unrecorded()), (3, 1));
         assert_eq!(batch.cost(), 40);
+        // The failed group was rolled back, not left open: the rows are committed.
+        assert!(conn.is_autocommit(), "no transaction left open");
+        let stored: i64 = conn
+            .query_row("SELECT count(*) FROM exchanges", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(stored, 3);
     }
 }

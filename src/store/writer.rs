@@ -568,7 +568,7 @@ impl Database {
             return;
         }
         let health = &self.shared.health;
-        batch.commit(&mut self.conn, self.session_id, health);
+        batch.commit(&self.conn, self.session_id, health);
         self.shared.budget.release(batch.cost());
         self.spent.append(&mut batch.take());
     }
