@@ -264,6 +264,9 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- memory over a long run ----------------------------------------------------------
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+# Where resident memory is: the heap and other private pages (RssAnon) against mapped
+# files (RssFile, e.g. SQLite's WAL index) and shared memory.
+rss_parts() { awk '/^RssAnon:/ {a = $2} /^RssFile:/ {f = $2} /^RssShmem:/ {s = $2} END {printf "anon %.1f, file %.1f, shmem %.1f MiB", a / 1024, f / 1024, s / 1024}' "/proc/$1/status"; }
 wait_forwarded() { # wait_forwarded N DEADLINE-SECONDS: until the upstream has logged N requests
   local until=$((SECONDS + $2))
   while (($(forwarded) < $1)); do
@@ -293,9 +296,9 @@ if ((LONG > 0)); then
   PIDS+=($WRK_PID)
   # Bounded: at least 2,000 exchanges a second, or the run fails.
   wait_forwarded "$LONG_FIRST" $((LONG_FIRST / 2000 + 60))
-  first_at=$(forwarded) first_rss=$(rss_kb "$GT_PID") first_queued=$(waiting "$session")
+  first_at=$(forwarded) first_rss=$(rss_kb "$GT_PID") first_parts=$(rss_parts "$GT_PID") first_queued=$(waiting "$session")
   wait_forwarded "$LONG" $((LONG / 2000 + 60))
-  last_at=$(forwarded) last_rss=$(rss_kb "$GT_PID") last_queued=$(waiting "$session")
+  last_at=$(forwarded) last_rss=$(rss_kb "$GT_PID") last_parts=$(rss_parts "$GT_PID") last_queued=$(waiting "$session")
   kill "$WRK_PID" 2>/dev/null || true
   wait "$WRK_PID" 2>/dev/null || true
   stop_graphtape "$session" api_exchanges
@@ -308,6 +311,7 @@ if ((LONG > 0)); then
   LONG_LINE=$(awk -v a="$first_at" -v ra="$first_rss" -v qa="$first_queued" -v b="$last_at" -v rb="$last_rss" -v qb="$last_queued" -v rec="$RECORDED" -v sent="$sent" 'BEGIN {
     printf "memory: resident %.1f MiB after %d exchanges (%d not yet committed), %.1f MiB after %d (%d not yet committed) (%.2f×; target <= 1.2×), recorded/sent %d/%d",
       ra / 1024, a, qa, rb / 1024, b, qb, rb / ra, rec, sent }')
+  LONG_LINE+=$'\n'"        after $first_at: $first_parts; after $last_at: $last_parts"
 fi
 
 # --- the table -----------------------------------------------------------------------
