@@ -418,21 +418,10 @@ impl Stage {
     fn run(mut self) {
         let mut spent: Vec<Row> = Vec::new();
         while let Some(batch) = self.next_batch() {
-            // Rows the database thread has finished with are freed here, where they
-            // were made, one before each new row: the allocator then hands the same
-            // blocks straight back (freeing a whole batch at once, then allocating
-            // one, made glibc's malloc spend a third of the writer's time sorting its
-            // free lists).
             while let Ok(mut rows) = self.spent.try_recv() {
                 spent.append(&mut rows);
             }
-            let rows = batch
-                .into_iter()
-                .map(|input| {
-                    drop(spent.pop());
-                    self.prepare(input)
-                })
-                .collect();
+            let rows = prepare_group(&mut spent, batch, |input| self.prepare(input));
             let spent = self.spent_tx.clone();
             if self.out.send(Prepared { rows, spent }).is_err() {
                 return;
@@ -473,6 +462,29 @@ impl Stage {
             Input::Route(route) => Row::Route(route),
         }
     }
+}
+
+/// Prepares a group. Rows the database thread has finished with (`spent`) are freed
+/// here, where they were made, one before each new row: the allocator then hands the
+/// same blocks straight back (freeing a whole group at once, then allocating one, made
+/// glibc's malloc spend a third of the writer's time sorting its free lists). What a
+/// larger group before left over is freed at the end: kept, it would stay allocated
+/// for the rest of the run (after a stall, a group of 1,024 rows followed by groups of
+/// 75 held some 3 MB of rows nobody used).
+fn prepare_group(
+    spent: &mut Vec<Row>,
+    group: Vec<Input>,
+    mut prepare: impl FnMut(Input) -> Row,
+) -> Vec<Row> {
+    let rows = group
+        .into_iter()
+        .map(|input| {
+            drop(spent.pop());
+            prepare(input)
+        })
+        .collect();
+    spent.clear();
+    rows
 }
 
 /// The database thread: the only user of the recording connection.
@@ -651,6 +663,33 @@ mod tests {
             [true, false]
         );
         assert!(inbox.full());
+    }
+
+    #[test]
+    fn preparing_a_group_keeps_no_spent_row_past_it() {
+        let route = || {
+            Row::Route(NewRoute {
+                token: "t".into(),
+                target: "https://bot/x".into(),
+            })
+        };
+        let input = || {
+            Input::Route(NewRoute {
+                token: "u".into(),
+                target: "https://bot/y".into(),
+            })
+        };
+        let prepare = |input| match input {
+            Input::Route(route) => Row::Route(route),
+            Input::Exchange { .. } => unreachable!("the test sends routes"),
+        };
+        // A large group's rows come back; a smaller one follows.
+        let mut spent: Vec<Row> = (0..5).map(|_| route()).collect();
+        let rows = prepare_group(&mut spent, vec![input(), input()], prepare);
+        assert_eq!(rows.len(), 2);
+        assert!(spent.is_empty(), "{} spent rows kept", spent.len());
+        let rows = prepare_group(&mut spent, Vec::new(), prepare);
+        assert!(rows.is_empty() && spent.is_empty());
     }
 
     #[tokio::test]
