@@ -7,8 +7,9 @@ use http::header::{
 
 use crate::exchange::Headers;
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1) plus the legacy ones clients still send.
-static HOP_BY_HOP: [HeaderName; 9] = [
+/// Hop-by-hop headers (RFC 9110 §7.6.1) plus the legacy ones clients still send;
+/// `Connection` first (its values name more).
+static HOP_BY_HOP: [HeaderName; HOPS] = [
     CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -19,6 +20,7 @@ static HOP_BY_HOP: [HeaderName; 9] = [
     TRANSFER_ENCODING,
     UPGRADE,
 ];
+const HOPS: usize = 9;
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
 ///
@@ -26,13 +28,14 @@ static HOP_BY_HOP: [HeaderName; 9] = [
 /// parsed names, no lookups by string) finds which are there, and only those are
 /// removed. Most requests carry none; an HTTP/1.1 answer often has `Connection`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let mut present = [false; 9];
+    let mut present = [false; HOPS];
     for name in headers.keys() {
         if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
             present[i] = true;
         }
     }
-    if present[0] {
+    let connection = present[0];
+    if connection {
         // Names `Connection` lists, other than the hop-by-hop ones removed below.
         let named: Vec<HeaderName> = headers
             .get_all(CONNECTION)
