@@ -17,6 +17,18 @@ const APPLICATION_ID: i64 = 0x4754_4150;
 /// only dropped an index).
 const OLDEST_READABLE: i64 = 2;
 
+/// The page size of a new database. A recording appends rows of about 2 KiB in groups;
+/// at SQLite's default 4 KiB each page costs two `pwrite`s in the WAL and a read and a
+/// write at checkpoint, and the B-tree splits often. 32 KiB pages cut the writer's CPU
+/// per exchange by about a fifth (`cargo bench --bench writer`: 21.5 → 17.3 µs). An
+/// existing file keeps its size (SQLite cannot change it in WAL mode).
+const PAGE_SIZE: i64 = 32 * 1024;
+
+/// WAL pages between automatic checkpoints: 16 MiB at [`PAGE_SIZE`], four times SQLite's
+/// default, so a page the group commits rewrite (an index's last leaf) is copied back
+/// once per checkpoint rather than once per 4 MiB.
+const AUTOCHECKPOINT_PAGES: i64 = 16 * 1024 * 1024 / PAGE_SIZE;
+
 /// How long opening waits for another process's write lock (a migration, an import).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -77,12 +89,16 @@ pub fn open(path: &Path, access: Access) -> Result<Connection, StoreError> {
     // Before anything that locks: the other processes starting now must wait, not fail.
     conn.busy_timeout(BUSY_TIMEOUT)?;
     check_identity(&conn, path)?;
+    // Only takes effect while the file is empty (before the WAL switch writes page 1);
+    // processes creating one file together all ask for the same size.
+    conn.pragma_update(None, "page_size", PAGE_SIZE)?;
     use_wal(&conn).map_err(|e| match e {
         StoreError::Sqlite(source) => not_openable(path, source),
         e => e,
     })?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)?;
     migrate(&mut conn, path)?;
     Ok(conn)
 }
@@ -380,6 +396,34 @@ mod tests {
         let k2 = redaction_key(&conn).unwrap();
         assert_eq!(k1, k2);
         assert_eq!(k1.len(), 32);
+    }
+
+    fn page_size(conn: &Connection) -> i64 {
+        conn.pragma_query_value(None, "page_size", |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_new_file_gets_large_pages_and_an_old_one_keeps_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let new = dir.path().join("new.db");
+        let conn = open(&new, Access::Create).unwrap();
+        assert_eq!(page_size(&conn), PAGE_SIZE);
+        let pages: i64 = conn
+            .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
+            .unwrap();
+        assert_eq!(pages * PAGE_SIZE, 16 << 20);
+
+        // A database made by an earlier graphtape, with SQLite's default pages, in WAL.
+        let old = dir.path().join("old.db");
+        let conn = Connection::open(&old).unwrap();
+        conn.pragma_update(None, "page_size", 4096).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        drop(conn);
+        let conn = open(&old, Access::Existing).unwrap();
+        assert_eq!(page_size(&conn), 4096);
+        let session = crate::store::create_session(&conn, "s", 0, &serde_json::json!({}));
+        assert!(session.is_ok(), "{session:?}");
     }
 
     #[test]

@@ -358,13 +358,20 @@ fn record_refuses_a_damaged_database_with_the_reason() {
         conn.execute_batch("COMMIT; PRAGMA wal_checkpoint(TRUNCATE);")
             .unwrap();
     }
-    // Overwrite pages in the middle of the file (the header stays intact).
+    // Overwrite a whole page in the middle of the file, its B-tree header included (the
+    // file's header stays intact). The page size is the file header's bytes 16-17.
     {
         use std::io::{Seek, SeekFrom, Write};
+        let header = std::fs::read(&db).unwrap();
+        let page = u64::from(u16::from_be_bytes([header[16], header[17]]));
+        let pages = header.len() as u64 / page;
+        assert!(
+            pages >= 4,
+            "{pages} pages: too few to damage one in the middle"
+        );
         let mut f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
-        let len = f.metadata().unwrap().len();
-        f.seek(SeekFrom::Start(len / 2)).unwrap();
-        f.write_all(&vec![0xA5; 3 * 4096]).unwrap();
+        f.seek(SeekFrom::Start(pages / 2 * page)).unwrap();
+        f.write_all(&vec![0xA5; page as usize]).unwrap();
     }
     let before = std::fs::read(&db).unwrap();
     let out = graphtape(&[

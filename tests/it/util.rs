@@ -241,12 +241,38 @@ impl Setup {
 }
 
 /// Runs a graphtape subcommand to completion.
+///
+/// Bounded: a command that should exit but keeps running (a `record` that accepted a
+/// database it should have refused, say) is killed after two minutes and fails the test
+/// by name instead of hanging the suite.
 pub fn graphtape(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_graphtape"))
+    const LIMIT: Duration = Duration::from_secs(120);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_graphtape"))
         .args(args)
         .stdin(Stdio::null())
-        .output()
-        .expect("running graphtape")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running graphtape");
+    let pid = child.id() as libc::pid_t;
+    let (exited, exit) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        let overdue = exit.recv_timeout(LIMIT).is_err();
+        if overdue {
+            // SAFETY: kill(2) on our own child, which has not been reaped yet.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        overdue
+    });
+    let out = child.wait_with_output().expect("waiting for graphtape");
+    let _ = exited.send(());
+    let overdue = watchdog.join().expect("the watchdog");
+    assert!(
+        !overdue,
+        "graphtape {args:?} did not exit within {LIMIT:?} and was killed; stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// A request as a fake peer saw it.
