@@ -6,6 +6,7 @@
 
 mod batch;
 mod budget;
+mod checkpoint;
 mod exchanges;
 mod health;
 mod live;

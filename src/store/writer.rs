@@ -20,6 +20,7 @@ use rusqlite::Connection;
 
 use super::batch::{Batch, Row};
 use super::budget::Budget;
+use super::checkpoint::Checkpoints;
 use super::health::Trouble;
 use super::rotation::{Boundary, RotateRule, Rotation};
 use super::trim::{self, TrimAfterSpike};
@@ -374,6 +375,7 @@ fn spawn(
         .collect();
     drop(prepared_tx);
     let writer = Database {
+        checkpoints: None,
         conn,
         session_id,
         shared,
@@ -383,7 +385,14 @@ fn spawn(
     };
     let database = std::thread::Builder::new()
         .name("graphtape-writer".into())
-        .spawn(move || writer.run(prepared, end_rx))
+        .spawn(move || {
+            let checkpoints = Checkpoints::start(&writer.conn);
+            Database {
+                checkpoints,
+                ..writer
+            }
+            .run(prepared, end_rx)
+        })
         .expect("spawning the writer thread");
     let handle = WriterHandle {
         database,
@@ -497,6 +506,8 @@ struct Database {
     /// Committed rows, to go back to the thread that made them.
     spent: Vec<Row>,
     spike: TrimAfterSpike,
+    /// Checkpoints on a thread of their own (None: SQLite's automatic ones).
+    checkpoints: Option<Checkpoints>,
 }
 
 impl Database {
@@ -533,6 +544,9 @@ impl Database {
         if let Ok(ended_us) = end.recv() {
             self.end(ended_us);
         }
+        // Before the recording connection closes, so that, the last one, it copies the
+        // rest of the WAL back and removes it.
+        drop(self.checkpoints.take());
         self.shared.budget.close();
     }
 
@@ -581,6 +595,9 @@ impl Database {
         }
         let health = &self.shared.health;
         batch.commit(&self.conn, self.session_id, health);
+        if let Some(checkpoints) = &self.checkpoints {
+            checkpoints.after_commit(&self.conn);
+        }
         self.shared.budget.release(batch.cost());
         self.spent.append(&mut batch.take());
     }
