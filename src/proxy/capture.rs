@@ -169,7 +169,41 @@ pub fn detach_in_place(headers: &mut HeaderMap, body: Bytes) -> Bytes {
 /// joined from it, are slices of the connection's read buffer; kept in a record
 /// waiting for the writer, they would keep that whole buffer alive (see [`detach`]).
 pub fn own_uri(uri: &http::Uri) -> http::Uri {
+    // Origin form (what both listeners forward): the path and query copied as they are,
+    // with no formatting and no second parse of the whole.
+    if uri.scheme().is_none() && uri.authority().is_none() {
+        if let Some(pq) = uri.path_and_query() {
+            let copy = Bytes::copy_from_slice(pq.as_str().as_bytes());
+            if let Ok(pq) = http::uri::PathAndQuery::from_maybe_shared(copy) {
+                return http::Uri::from(pq);
+            }
+        }
+    }
     http::Uri::try_from(uri.to_string()).unwrap_or_else(|_| uri.clone())
+}
+
+/// `uri` as text, as its `Display` writes it, without the formatting machinery (the
+/// record's target, once per exchange).
+pub fn uri_text(uri: &http::Uri) -> String {
+    let (scheme, authority) = (uri.scheme_str(), uri.authority().map(|a| a.as_str()));
+    let query = uri.query();
+    let mut text = String::with_capacity(
+        scheme.map_or(0, |s| s.len() + 3)
+            + authority.map_or(0, str::len)
+            + uri.path().len()
+            + query.map_or(0, |q| q.len() + 1),
+    );
+    if let Some(scheme) = scheme {
+        text.push_str(scheme);
+        text.push_str("://");
+    }
+    text.push_str(authority.unwrap_or_default());
+    text.push_str(uri.path());
+    if let Some(query) = query {
+        text.push('?');
+        text.push_str(query);
+    }
+    text
 }
 
 /// Completes a streamed request body in `ex` from how it ended; returns the failure,
@@ -240,6 +274,21 @@ mod tests {
     }
 
     #[test]
+    fn uri_text_is_what_display_writes() {
+        for text in [
+            "https://graph.microsoft.com/v1.0/communications/calls?x=1&y",
+            "http://127.0.0.1:8080/",
+            "http://[::1]:9/a?",
+            "/callback/abc",
+            "/a?b=c",
+            "*",
+        ] {
+            let uri: http::Uri = text.parse().unwrap();
+            assert_eq!(uri_text(&uri), uri.to_string(), "{text}");
+        }
+    }
+
+    #[test]
     fn an_owned_uri_is_equal_and_no_longer_shares_the_buffer() {
         let wire = Bytes::from_static(b"POST /v1.0/communications/calls?x=1 HTTP/1.1");
         let pq = http::uri::PathAndQuery::from_maybe_shared(wire.slice(5..35)).unwrap();
@@ -256,12 +305,18 @@ mod tests {
             wire[5..].as_ptr(),
             "the test's URI is a slice"
         );
-        let owned = own_uri(&uri);
-        assert_eq!(owned, uri);
-        assert_ne!(
-            owned.path().as_ptr(),
-            uri.path().as_ptr(),
-            "a copy, not a slice"
-        );
+        // Absolute form (a joined upstream URI) and origin form (a request's) alike.
+        let origin =
+            http::Uri::from(http::uri::PathAndQuery::from_maybe_shared(wire.slice(5..35)).unwrap());
+        for uri in [uri, origin] {
+            let owned = own_uri(&uri);
+            assert_eq!(owned, uri);
+            assert_eq!(owned.query(), uri.query());
+            assert_ne!(
+                owned.path().as_ptr(),
+                uri.path().as_ptr(),
+                "a copy, not a slice"
+            );
+        }
     }
 }

@@ -12,7 +12,7 @@ use http_body_util::Full;
 use tokio::sync::oneshot;
 
 use super::body::{BodyFailure, ProxyBody, TeeEnd};
-use super::capture::{detach, finish_request, Inbound};
+use super::capture::{detach, finish_request, uri_text, Inbound};
 use super::forward::{FailureKind, Forwarder};
 use super::headers::strip_hop_by_hop;
 use super::reply;
@@ -195,7 +195,7 @@ impl Relay {
     ) -> Response<ProxyBody> {
         // The record's copy, as text: the forwarded URI shares its path with the read
         // buffer.
-        let target = req.uri().to_string();
+        let target = uri_text(req.uri());
         let mut outcome = self
             .forwarder
             .exchange(req, &self.clock, self.max_body, &inbound.arrival)
