@@ -27,9 +27,11 @@ const OLDEST_READABLE: i64 = 2;
 /// change it in WAL mode).
 const PAGE_SIZE: i64 = 16 * 1024;
 
-/// WAL pages between automatic checkpoints: 16 MiB at [`PAGE_SIZE`], four times SQLite's
-/// default, so a page the group commits rewrite (an index's last leaf) is copied back
-/// once per checkpoint rather than once per 4 MiB.
+/// WAL pages between checkpoints: 16 MiB at [`PAGE_SIZE`], four times SQLite's default,
+/// so a page the group commits rewrite (an index's last leaf) is copied back once per
+/// checkpoint rather than once per 4 MiB. SQLite's automatic checkpoint uses it; so does
+/// the recording writer's checkpoint thread (`store/checkpoint.rs`), which reads it from
+/// the connection.
 const AUTOCHECKPOINT_PAGES: i64 = 16 * 1024 * 1024 / PAGE_SIZE;
 
 /// How long opening waits for another process's write lock (a migration, an import).

@@ -385,14 +385,7 @@ fn spawn(
     };
     let database = std::thread::Builder::new()
         .name("graphtape-writer".into())
-        .spawn(move || {
-            let checkpoints = Checkpoints::start(&writer.conn);
-            Database {
-                checkpoints,
-                ..writer
-            }
-            .run(prepared, end_rx)
-        })
+        .spawn(move || writer.run(prepared, end_rx))
         .expect("spawning the writer thread");
     let handle = WriterHandle {
         database,
@@ -513,6 +506,7 @@ struct Database {
 impl Database {
     /// Commits each prepared batch as it comes, until every prepare thread has stopped.
     fn run(mut self, prepared: Receiver<Prepared>, end: Receiver<i64>) {
+        self.checkpoints = Checkpoints::start(&self.conn);
         let mut batch = Batch::default();
         loop {
             let next = match self.rotation.as_ref().and_then(Rotation::wait) {

@@ -259,7 +259,8 @@ pub fn graphtape(args: &[&str]) -> std::process::Output {
     let watchdog = std::thread::spawn(move || {
         let overdue = exit.recv_timeout(LIMIT).is_err();
         if overdue {
-            // SAFETY: kill(2) on our own child, which has not been reaped yet.
+            // SAFETY: kill(2) on our own child: wait_with_output has not returned, so it
+            // is not reaped (short of exiting at the deadline's very instant).
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
         overdue
